@@ -1,0 +1,23 @@
+//! mxaudit's check engines, one module per engine, and the built-in plugin
+//! manifests that instantiate them.
+
+#![deny(missing_docs)]
+
+pub mod address;
+pub mod resolve;
+pub mod dmarc;
+pub mod mx;
+pub mod ptr;
+
+use mxaudit_core::EngineEntry;
+
+/// The engine registry: one line per engine, in documentation order (style rule 3).
+pub static ENGINES: &[EngineEntry] = &[
+    EngineEntry::of::<mx::Mx>(),
+    EngineEntry::of::<address::Address>(),
+    EngineEntry::of::<ptr::Ptr>(),
+    EngineEntry::of::<dmarc::Dmarc>(),
+];
+
+/// The built-in plugin manifests, compiled in: `(name for errors, text)`.
+pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[];

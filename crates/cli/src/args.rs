@@ -1,0 +1,123 @@
+//! Command-line arguments (clap). Kept apart from the file configuration
+//! (lychee #1959): command-line values override the file as explicit `Option`s.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+/// Audits the mail side of domains: MX, A/AAAA, PTR, SPF, DMARC, blocklists and
+/// SMTP relay policy.
+#[derive(Debug, Parser)]
+#[command(name = "mxaudit", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit one or more domains now.
+    Audit(AuditArgs),
+    /// Start the built-in offline world (a DNS server on loopback) and audit it.
+    Demo(DemoArgs),
+    /// List or validate plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Validate a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Options shared by commands that ask DNS.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DnsArgs {
+    /// DNS server to ask, `IP` or `IP:PORT` (repeatable; default: the system resolver).
+    #[arg(long = "nameserver", value_name = "IP[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// Time to wait for one DNS try, e.g. `2s`, `500ms`.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// DNS retries after the first try.
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<usize>,
+}
+
+/// `mxaudit audit`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AuditArgs {
+    /// Domains to audit (default: the `[[domains]]` of `--config`).
+    #[arg(value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Output format: text, json, jsonl, markdown.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// Write the report to this file (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit with status 1 when a finding at or above this severity exists
+    /// (critical, high, medium, low, info; default high).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// DNS options.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// Run only these plugins (comma-separated ids; see `mxaudit plugins list`).
+    #[arg(long, value_delimiter = ',', value_name = "ID,…")]
+    pub plugins: Option<Vec<String>>,
+    /// Language of titles and remediation: en or ja.
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<String>,
+    /// Configuration file (audit.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Treat addresses in this range as ordinary public addresses (repeatable).
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<IpNet>,
+    /// Provider profile the domains must match, e.g. microsoft365.
+    #[arg(long, value_name = "ID")]
+    pub profile: Option<String>,
+    /// An address the domains send mail from (repeatable).
+    #[arg(long = "outbound-ip", value_name = "IP")]
+    pub outbound_ips: Vec<IpAddr>,
+    /// (plugin, domain) checks at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+/// `mxaudit demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Output format: text, json, jsonl, markdown.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// Language of titles and remediation: en or ja.
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<String>,
+}
+
+/// `mxaudit plugins …`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the loaded plugins with their engine and the codes they can emit.
+    List,
+    /// Validate the manifests (*.toml) of a directory, offline.
+    Check {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// `mxaudit config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file, offline.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}

@@ -1,0 +1,104 @@
+//! Turns command-line arguments and the configuration file into what a run
+//! needs: plugins, targets, the DNS client, the address policy.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+
+use mxaudit_core::config::{Config, parse_nameserver};
+use mxaudit_core::manifest::Plugin;
+use mxaudit_core::registry::PluginSet;
+use mxaudit_core::{AddressPolicy, Profile, Target};
+use mxaudit_dns::{Dns, DnsConfig, DomainName};
+
+use crate::args::{AuditArgs, DnsArgs};
+use crate::{Failure, failed, usage};
+
+/// Reads and validates a configuration file.
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read configuration {}", path.display()))
+        .map_err(usage)?;
+    Config::parse(&path.display().to_string(), &text).map_err(usage)
+}
+
+/// The built-in plugins (user plugin directories come with the configuration).
+pub fn plugin_set() -> Result<PluginSet, Failure> {
+    PluginSet::load(mxaudit_checks::ENGINES, mxaudit_checks::BUILTIN_MANIFESTS, &[]).map_err(usage)
+}
+
+/// The plugins to run.
+pub fn select_plugins(set: &PluginSet, args: &AuditArgs, config: &Config) -> Result<Vec<Plugin>, Failure> {
+    let only = args.plugins.as_deref().or(config.plugins.only.as_deref());
+    let selected = set.select(only, &config.plugins.disable).map_err(|e| usage(anyhow!(e)))?;
+    if selected.is_empty() {
+        return Err(usage(anyhow!("no plugin selected")));
+    }
+    Ok(selected)
+}
+
+fn find_profile(profiles: &[Profile], id: &str) -> Result<Arc<Profile>, Failure> {
+    profiles
+        .iter()
+        .find(|p| p.id == id)
+        .cloned()
+        .map(Arc::new)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
+            usage(anyhow!("unknown profile `{}` (known: {})", id.escape_debug(), ids.join(", ")))
+        })
+}
+
+/// The domains to audit: those on the command line, else the configuration's.
+pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure> {
+    let profiles = config.all_profiles();
+    let cli_profile = args.profile.as_deref().map(|id| find_profile(&profiles, id)).transpose()?;
+    let mut out = Vec::new();
+    if !args.domains.is_empty() {
+        for d in &args.domains {
+            let domain = DomainName::parse(d).map_err(usage)?;
+            out.push(Target { domain, profile: cli_profile.clone(), outbound_ips: args.outbound_ips.clone() });
+        }
+    } else {
+        for d in &config.domains {
+            let domain = DomainName::parse(d.name.get_ref()).map_err(usage)?;
+            let profile = match (&cli_profile, &d.profile) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(id)) => Some(find_profile(&profiles, id.get_ref())?),
+                (None, None) => None,
+            };
+            let mut outbound_ips = d.outbound_ips.clone();
+            outbound_ips.extend(args.outbound_ips.iter().copied());
+            out.push(Target { domain, profile, outbound_ips });
+        }
+    }
+    if out.is_empty() {
+        return Err(usage(anyhow!("no domain to audit: name one, or give --config with [[domains]]")));
+    }
+    Ok(out)
+}
+
+/// The DNS client: command line over configuration over the system resolver.
+pub fn dns(args: &DnsArgs, config: &Config) -> Result<Dns, Failure> {
+    let names = if args.nameservers.is_empty() { &config.resolver.nameservers } else { &args.nameservers };
+    let mut nameservers = Vec::new();
+    for n in names {
+        nameservers.push(parse_nameserver(n).map_err(|e| usage(anyhow!("--nameserver: {e}")))?);
+    }
+    let defaults = DnsConfig::default();
+    let cfg = DnsConfig {
+        nameservers,
+        timeout: args.timeout.or(config.resolver.timeout).unwrap_or(defaults.timeout),
+        attempts: args.attempts.or(config.resolver.attempts).unwrap_or(defaults.attempts),
+        concurrency: config.resolver.concurrency.unwrap_or(defaults.concurrency),
+    };
+    Dns::new(&cfg).map_err(failed)
+}
+
+/// The address policy: `--allow-target` plus the configuration's `allow_targets`.
+pub fn address_policy(args: &AuditArgs, config: &Config) -> Arc<AddressPolicy> {
+    let mut allowed = config.allow_targets.clone();
+    allowed.extend(args.allow_targets.iter().copied());
+    Arc::new(AddressPolicy::new(allowed))
+}

@@ -1,0 +1,216 @@
+//! The check traits: an [`Engine`] is Rust code; a plugin is a manifest that
+//! instantiates an engine with parameters and the text of its findings.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+
+use mxaudit_dns::{Dns, DomainName};
+
+use crate::address::AddressPolicy;
+use crate::manifest::FindingText;
+use crate::model::Observation;
+use crate::profile::Profile;
+
+/// One finding code an engine may emit, with the template variables it provides.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeSpec {
+    /// `family.name`.
+    pub code: &'static str,
+    /// Variables the engine sets for this code (besides `domain` and `subject`).
+    pub vars: &'static [&'static str],
+}
+
+/// Variables every template may use.
+pub const COMMON_VARS: &[&str] = &["domain", "subject", "plugin"];
+
+/// The manifest-level facts about a plugin, handed to the engine at build time.
+#[derive(Debug, Clone)]
+pub struct PluginMeta {
+    /// Plugin id (file stem of the manifest).
+    pub id: String,
+    /// Engine name.
+    pub engine: String,
+    /// One line.
+    pub description: String,
+    /// Where the manifest came from: `builtin:plugins/mx.toml` or a path.
+    pub source: String,
+    /// Text per code.
+    pub findings: BTreeMap<String, FindingText>,
+}
+
+/// The domain being audited, as configured.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The domain.
+    pub domain: DomainName,
+    /// The provider profile the domain should match (e.g. microsoft365).
+    pub profile: Option<Arc<Profile>>,
+    /// Addresses the domain sends mail from (SPF, DNSBL, PTR checks).
+    pub outbound_ips: Vec<IpAddr>,
+}
+
+/// What a check may use while it runs.
+#[derive(Debug, Clone)]
+pub struct CheckCx {
+    /// The run's DNS client (shared cache).
+    pub dns: Dns,
+    /// Which addresses count as public, and which may be connected to.
+    pub addresses: Arc<AddressPolicy>,
+    /// When the task must be done; the runner stops it then.
+    pub deadline: Instant,
+}
+
+/// What one (plugin, target) task reports.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// The problems seen.
+    pub observations: Vec<Observation>,
+    /// Why the check could not decide (part of) its question; makes the status `error`.
+    pub errors: Vec<String>,
+}
+
+impl CheckReport {
+    /// Adds an observation.
+    pub fn push(&mut self, o: Observation) {
+        self.observations.push(o);
+    }
+    /// Records that part of the check could not be decided.
+    pub fn error(&mut self, why: impl Into<String>) {
+        self.errors.push(why.into());
+    }
+}
+
+/// A check engine, implemented once per engine file.
+pub trait Engine: Sized + Send + Sync + 'static {
+    /// `engine = "…"` in manifests; equals the module name.
+    const NAME: &'static str;
+    /// The codes this engine emits. With [`Engine::OPEN_CODES`], manifests may add their own.
+    const CODES: &'static [CodeSpec];
+    /// True when manifests define the codes (e.g. `dns_assert`, `exec`); their
+    /// templates may then use [`Engine::OPEN_VARS`].
+    const OPEN_CODES: bool = false;
+    /// Variables provided for manifest-defined codes.
+    const OPEN_VARS: &'static [&'static str] = &[];
+    /// The `[params]` table; `#[serde(deny_unknown_fields)]`.
+    type Params: DeserializeOwned;
+    /// Validates parameters and builds the engine. Pure: no I/O (style rule 2).
+    fn build(params: Self::Params, plugin: &PluginMeta) -> Result<Self, String>;
+    /// Runs the check on one target.
+    fn run(&self, target: &Target, cx: &CheckCx) -> impl Future<Output = CheckReport> + Send;
+}
+
+/// The object-safe twin of [`Engine`], made by [`EngineEntry::of`].
+#[async_trait::async_trait]
+pub trait Check: Send + Sync {
+    /// The manifest facts.
+    fn plugin(&self) -> &PluginMeta;
+    /// Runs the check on one target.
+    async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport;
+}
+
+struct Adapter<E: Engine> {
+    engine: E,
+    meta: PluginMeta,
+}
+
+#[async_trait::async_trait]
+impl<E: Engine> Check for Adapter<E> {
+    fn plugin(&self) -> &PluginMeta {
+        &self.meta
+    }
+    async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
+        self.engine.run(target, cx).await
+    }
+}
+
+/// The `[params]` table of a manifest, still spanned, with the manifest's text
+/// so that errors can point at a line.
+pub struct ParamsInput<'a> {
+    /// The parsed table (empty when the manifest has no `[params]`).
+    pub table: toml::Spanned<toml::de::DeTable<'a>>,
+    /// The whole manifest text (kept for engines that report their own spans).
+    pub source: &'a str,
+}
+
+/// A located parameter error: the message already names line, column and key.
+#[derive(Debug, Clone)]
+pub struct ParamsError {
+    /// Byte span in the manifest, when known.
+    pub span: Option<std::ops::Range<usize>>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One line of the static engine registry.
+#[derive(Clone, Copy)]
+pub struct EngineEntry {
+    /// Engine name.
+    pub name: &'static str,
+    /// The codes it emits.
+    pub codes: &'static [CodeSpec],
+    /// Whether manifests define codes.
+    pub open_codes: bool,
+    /// Variables for manifest-defined codes.
+    pub open_vars: &'static [&'static str],
+    /// Parses params and builds the check.
+    pub build: fn(ParamsInput<'_>, PluginMeta) -> Result<Box<dyn Check>, ParamsError>,
+}
+
+impl std::fmt::Debug for EngineEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineEntry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineEntry {
+    /// The registry line for engine `E`.
+    pub const fn of<E: Engine>() -> EngineEntry {
+        EngineEntry {
+            name: E::NAME,
+            codes: E::CODES,
+            open_codes: E::OPEN_CODES,
+            open_vars: E::OPEN_VARS,
+            build: build_dyn::<E>,
+        }
+    }
+
+    /// The variables a template of `code` may use.
+    pub fn vars_for(&self, code: &str) -> Option<Vec<&'static str>> {
+        let mut vars: Vec<&'static str> = COMMON_VARS.to_vec();
+        match self.codes.iter().find(|c| c.code == code) {
+            Some(spec) => vars.extend_from_slice(spec.vars),
+            None if self.open_codes => vars.extend_from_slice(self.open_vars),
+            None => return None,
+        }
+        Some(vars)
+    }
+}
+
+fn build_dyn<E: Engine>(
+    input: ParamsInput<'_>,
+    meta: PluginMeta,
+) -> Result<Box<dyn Check>, ParamsError> {
+    use serde::Deserialize;
+    let de = toml::de::Deserializer::from(input.table);
+    let params = match E::Params::deserialize(de) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(ParamsError {
+                span: e.span(),
+                message: e.message().to_owned(),
+            });
+        }
+    };
+    let engine = E::build(params, &meta).map_err(|message| ParamsError {
+        span: None,
+        message,
+    })?;
+    Ok(Box::new(Adapter { engine, meta }))
+}

@@ -1,0 +1,119 @@
+//! The set of loaded plugins: the built-in manifests (compiled in) plus the
+//! manifests of the user's plugin directories.
+
+use std::path::Path;
+
+use crate::check::EngineEntry;
+use crate::manifest::{self, Plugin};
+use crate::tomldoc::Located;
+
+/// Loaded plugins, in load order (built-in first, in registry order).
+#[derive(Debug, Clone, Default)]
+pub struct PluginSet {
+    /// Every plugin, enabled or not.
+    pub plugins: Vec<Plugin>,
+}
+
+fn stem_of(path: &str) -> Option<&str> {
+    Path::new(path).file_stem().and_then(|s| s.to_str())
+}
+
+impl PluginSet {
+    /// Loads the built-in manifests and every `*.toml` in `user_dirs`. A user
+    /// manifest with the id of a built-in one is an error unless it says
+    /// `override = true`.
+    pub fn load(
+        engines: &[EngineEntry],
+        builtins: &[(&str, &str)],
+        user_dirs: &[&Path],
+    ) -> Result<PluginSet, Located> {
+        let mut set = PluginSet::default();
+        for (path, source) in builtins {
+            let plugin = manifest::load(path, stem_of(path), source, engines)?;
+            set.plugins.push(plugin);
+        }
+        for dir in user_dirs {
+            for (path, source) in read_manifest_dir(dir)? {
+                let plugin = manifest::load(&path, stem_of(&path), &source, engines)?;
+                set.add_user(plugin, &path)?;
+            }
+        }
+        Ok(set)
+    }
+
+    fn add_user(&mut self, plugin: Plugin, path: &str) -> Result<(), Located> {
+        match self.plugins.iter().position(|p| p.meta.id == plugin.meta.id) {
+            Some(i) if plugin.override_builtin && self.plugins[i].meta.source.starts_with("builtin:") => {
+                self.plugins[i] = plugin;
+                Ok(())
+            }
+            Some(i) => Err(Located {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "id: `{}` is already defined by {}{}",
+                    plugin.meta.id,
+                    self.plugins[i].meta.source,
+                    if self.plugins[i].meta.source.starts_with("builtin:") {
+                        " (add `override = true` to replace it)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+            None => {
+                self.plugins.push(plugin);
+                Ok(())
+            }
+        }
+    }
+
+    /// The plugins to run: `only` (when given) or every enabled plugin, minus
+    /// `disable`. Unknown ids are an error naming the known ones.
+    pub fn select(&self, only: Option<&[String]>, disable: &[String]) -> Result<Vec<Plugin>, String> {
+        for id in only.unwrap_or_default().iter().chain(disable) {
+            if !self.plugins.iter().any(|p| &p.meta.id == id) {
+                let known: Vec<&str> = self.plugins.iter().map(|p| p.meta.id.as_str()).collect();
+                return Err(format!("unknown plugin `{}` (known: {})", id.escape_debug(), known.join(", ")));
+            }
+        }
+        Ok(self
+            .plugins
+            .iter()
+            .filter(|p| match only {
+                Some(ids) => ids.contains(&p.meta.id),
+                None => p.enabled,
+            })
+            .filter(|p| !disable.contains(&p.meta.id))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Reads every `*.toml` of a directory, sorted by name.
+pub fn read_manifest_dir(dir: &Path) -> Result<Vec<(String, String)>, Located> {
+    let io = |e: std::io::Error| Located {
+        path: dir.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read plugin directory: {e}"),
+    };
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).map_err(|e| Located {
+            path: p.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        out.push((p.display().to_string(), text));
+    }
+    Ok(out)
+}

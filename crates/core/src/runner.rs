@@ -1,0 +1,151 @@
+//! Runs (plugin × target) tasks concurrently, each within a deadline; a task
+//! that panics or overruns becomes an `error` status, never a lost run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use mxaudit_dns::Dns;
+
+use crate::address::AddressPolicy;
+use crate::check::{CheckCx, Target};
+use crate::manifest::Plugin;
+use crate::model::{CheckResult, CheckStatus, Finding, Lang, Severity};
+use crate::text::TextRenderer;
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Tasks at once.
+    pub concurrency: usize,
+    /// Budget of one task.
+    pub task_timeout: Duration,
+    /// Output language.
+    pub lang: Lang,
+    /// Severity overrides by code.
+    pub severity: BTreeMap<String, Severity>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            concurrency: 32,
+            task_timeout: Duration::from_secs(60),
+            lang: Lang::En,
+            severity: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutput {
+    /// Findings, by target order, then most severe first.
+    pub findings: Vec<Finding>,
+    /// One status per (target, plugin), in target then plugin order.
+    pub checks: Vec<CheckResult>,
+}
+
+/// Runs every plugin on every target.
+pub async fn run(
+    plugins: &[Plugin],
+    targets: &[Target],
+    dns: &Dns,
+    addresses: Arc<AddressPolicy>,
+    opts: &RunOptions,
+) -> RunOutput {
+    let renderer = Arc::new(TextRenderer::new(opts.lang));
+    let mut jobs = Vec::new();
+    for (ti, target) in targets.iter().enumerate() {
+        for (pi, plugin) in plugins.iter().enumerate() {
+            jobs.push((ti, pi, target.clone(), plugin.clone()));
+        }
+    }
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .map(|(ti, pi, target, plugin)| {
+            let cx = CheckCx {
+                dns: dns.clone(),
+                addresses: addresses.clone(),
+                deadline: Instant::now() + opts.task_timeout,
+            };
+            let timeout = opts.task_timeout;
+            async move {
+                let started = Instant::now();
+                let check = plugin.check.clone();
+                let t = target.clone();
+                // A task of its own, so that a panic in an engine is caught as a JoinError.
+                let handle = tokio::spawn(async move { check.run(&t, &cx).await });
+                let abort = handle.abort_handle();
+                let outcome = match tokio::time::timeout(timeout, handle).await {
+                    Ok(Ok(report)) => Ok(report),
+                    Ok(Err(join)) => Err(if join.is_panic() {
+                        "the check crashed (panic); this is a bug in mxaudit".to_owned()
+                    } else {
+                        "the check was cancelled".to_owned()
+                    }),
+                    Err(_) => {
+                        abort.abort();
+                        Err(format!("the check did not finish within {}", humanize(timeout)))
+                    }
+                };
+                (ti, pi, target, plugin, outcome, started.elapsed())
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut results = results;
+    results.sort_by_key(|(ti, pi, ..)| (*ti, *pi));
+    let mut out = RunOutput::default();
+    let mut per_target: BTreeMap<usize, Vec<Finding>> = BTreeMap::new();
+    for (ti, _pi, target, plugin, outcome, elapsed) in results {
+        let domain = target.domain.to_string();
+        let (status, detail) = match outcome {
+            Ok(report) => {
+                let findings = per_target.entry(ti).or_default();
+                let mut codes = Vec::new();
+                for obs in &report.observations {
+                    let f = renderer.finding(&plugin.meta, &domain, obs, opts.severity.get(&obs.code).copied());
+                    if !codes.contains(&f.code) {
+                        codes.push(f.code.clone());
+                    }
+                    if !findings.iter().any(|g| g.fingerprint == f.fingerprint) {
+                        findings.push(f);
+                    }
+                }
+                if !report.errors.is_empty() {
+                    (CheckStatus::Error, Some(report.errors.join("; ")))
+                } else if !codes.is_empty() {
+                    (CheckStatus::Fail, Some(codes.join(", ")))
+                } else {
+                    (CheckStatus::Pass, None)
+                }
+            }
+            Err(why) => (CheckStatus::Error, Some(why)),
+        };
+        out.checks.push(CheckResult {
+            domain,
+            plugin: plugin.meta.id.clone(),
+            status,
+            detail,
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    for (_, mut findings) in per_target {
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.code.cmp(&b.code))
+                .then_with(|| a.subject.cmp(&b.subject))
+        });
+        out.findings.extend(findings);
+    }
+    out
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}

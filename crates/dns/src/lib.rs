@@ -1,0 +1,390 @@
+//! The one place mxaudit talks DNS.
+//!
+//! [`Dns`] wraps one hickory-resolver for a whole run. It asks each question
+//! `(name, type)` at most once per run, even when a thousand tasks ask it at the
+//! same moment (the first asker's query is shared with the others), bounds the
+//! queries in flight, and returns typed [`Answer`]s. No other crate imports hickory.
+
+#![deny(missing_docs)]
+
+mod answer;
+mod cache;
+mod name;
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+use tokio::sync::Semaphore;
+
+pub use answer::{Answer, LookupFailure, Rdata, Record, RecordSet};
+pub use name::{DomainName, NameError, reverse_labels, reverse_name};
+
+use cache::QuestionCache;
+
+/// Record types mxaudit asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Mail exchanger.
+    Mx,
+    /// Text.
+    Txt,
+    /// Pointer.
+    Ptr,
+    /// Canonical name.
+    Cname,
+    /// Name server.
+    Ns,
+    /// Start of authority.
+    Soa,
+    /// Certification authority authorization.
+    Caa,
+    /// TLS association (DANE).
+    Tlsa,
+    /// Service locator.
+    Srv,
+    /// A type mxaudit does not ask for (only seen in answers).
+    Other,
+}
+
+impl RType {
+    fn to_hickory(self) -> RecordType {
+        match self {
+            RType::A => RecordType::A,
+            RType::Aaaa => RecordType::AAAA,
+            RType::Mx => RecordType::MX,
+            RType::Txt => RecordType::TXT,
+            RType::Ptr => RecordType::PTR,
+            RType::Cname => RecordType::CNAME,
+            RType::Ns => RecordType::NS,
+            RType::Soa => RecordType::SOA,
+            RType::Caa => RecordType::CAA,
+            RType::Tlsa => RecordType::TLSA,
+            RType::Srv => RecordType::SRV,
+            // Never asked: `Dns::query` refuses it before this point.
+            RType::Other => RecordType::Unknown(0),
+        }
+    }
+}
+
+impl std::fmt::Display for RType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RType::A => "A",
+            RType::Aaaa => "AAAA",
+            RType::Mx => "MX",
+            RType::Txt => "TXT",
+            RType::Ptr => "PTR",
+            RType::Cname => "CNAME",
+            RType::Ns => "NS",
+            RType::Soa => "SOA",
+            RType::Caa => "CAA",
+            RType::Tlsa => "TLSA",
+            RType::Srv => "SRV",
+            RType::Other => "OTHER",
+        })
+    }
+}
+
+impl FromStr for RType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "A" => RType::A,
+            "AAAA" => RType::Aaaa,
+            "MX" => RType::Mx,
+            "TXT" => RType::Txt,
+            "PTR" => RType::Ptr,
+            "CNAME" => RType::Cname,
+            "NS" => RType::Ns,
+            "SOA" => RType::Soa,
+            "CAA" => RType::Caa,
+            "TLSA" => RType::Tlsa,
+            "SRV" => RType::Srv,
+            other => {
+                return Err(format!(
+                    "unsupported record type `{other}` (A, AAAA, MX, TXT, PTR, CNAME, NS, SOA, CAA, TLSA, SRV)"
+                ));
+            }
+        })
+    }
+}
+
+/// How to reach DNS.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Servers to ask (UDP, TCP when a UDP answer is truncated). Empty: the system
+    /// resolver configuration (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// Time to wait for one try.
+    pub timeout: Duration,
+    /// Retries after the first try.
+    pub attempts: usize,
+    /// Questions in flight at once, across the whole run.
+    pub concurrency: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout: Duration::from_secs(3),
+            attempts: 1,
+            concurrency: 64,
+        }
+    }
+}
+
+/// Errors building the resolver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsSetupError {
+    /// The system resolver configuration could not be read.
+    #[error("cannot read the system resolver configuration: {0}")]
+    SystemConfig(String),
+    /// The resolver could not be built.
+    #[error("cannot build the DNS resolver: {0}")]
+    Build(String),
+    /// No nameserver is configured.
+    #[error("no nameserver configured (give --nameserver IP[:PORT])")]
+    NoNameserver,
+}
+
+/// Counters of one run, for tests, benchmarks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DnsStats {
+    /// Questions sent to the resolver (cache misses).
+    pub queries: u64,
+    /// Questions answered from the per-run cache or joined to one in flight.
+    pub shared: u64,
+}
+
+/// A DNS client for one run. Cheap to clone; clones share the cache and limits.
+#[derive(Clone)]
+pub struct Dns {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    resolver: TokioResolver,
+    nameservers: Vec<IpAddr>,
+    limit: Semaphore,
+    cache: QuestionCache,
+    queries: AtomicU64,
+    shared: AtomicU64,
+}
+
+impl std::fmt::Debug for Dns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns")
+            .field("nameservers", &self.inner.nameservers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dns {
+    /// Builds the resolver. Does no I/O beyond reading the system configuration
+    /// when no nameserver is given.
+    pub fn new(config: &DnsConfig) -> Result<Dns, DnsSetupError> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = config.timeout;
+        opts.attempts = config.attempts;
+        // The per-run cache below replaces hickory's: it keeps the rcode and shares
+        // in-flight questions, and a run must not reuse answers of an earlier run.
+        opts.cache_size = 0;
+        // An audit asks the DNS, never /etc/hosts.
+        opts.use_hosts_file = ResolveHosts::Never;
+        // Keep the CNAME records of a chain: `mx.target_cname` needs them.
+        opts.preserve_intermediates = true;
+        opts.num_concurrent_reqs = 1;
+        opts.ndots = 0;
+        let (resolver_config, nameservers) = if config.nameservers.is_empty() {
+            let (system, _opts) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| DnsSetupError::SystemConfig(e.to_string()))?;
+            // Audited names are absolute: no search list.
+            let cfg = ResolverConfig::from_parts(None, vec![], system.name_servers().to_vec());
+            let ips = cfg.name_servers().iter().map(|ns| ns.ip).collect();
+            (cfg, ips)
+        } else {
+            let servers: Vec<NameServerConfig> = config
+                .nameservers
+                .iter()
+                .map(|addr| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = addr.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = addr.port();
+                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            let ips = config.nameservers.iter().map(|a| a.ip()).collect();
+            (ResolverConfig::from_parts(None, vec![], servers), ips)
+        };
+        if resolver_config.name_servers().is_empty() {
+            return Err(DnsSetupError::NoNameserver);
+        }
+        let resolver = Resolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .map_err(|e| DnsSetupError::Build(e.to_string()))?;
+        Ok(Dns {
+            inner: Arc::new(Inner {
+                resolver,
+                nameservers,
+                limit: Semaphore::new(config.concurrency.max(1)),
+                cache: QuestionCache::default(),
+                queries: AtomicU64::new(0),
+                shared: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The addresses of the servers asked.
+    pub fn nameservers(&self) -> &[IpAddr] {
+        &self.inner.nameservers
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> DnsStats {
+        DnsStats {
+            queries: self.inner.queries.load(Ordering::Relaxed),
+            shared: self.inner.shared.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Asks `(name, rtype)`, once per run: later and concurrent askers share the
+    /// first answer.
+    pub async fn query(&self, name: &DomainName, rtype: RType) -> Arc<Answer> {
+        if rtype == RType::Other {
+            return Arc::new(Answer::Failed(LookupFailure::Malformed(
+                "record type OTHER cannot be asked".to_owned(),
+            )));
+        }
+        let cell = self.inner.cache.cell(name.as_str(), rtype);
+        let mut asked = false;
+        let answer = cell
+            .get_or_init(|| async {
+                asked = true;
+                Arc::new(self.ask(name, rtype).await)
+            })
+            .await
+            .clone();
+        if !asked {
+            self.inner.shared.fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    async fn ask(&self, name: &DomainName, rtype: RType) -> Answer {
+        // The semaphore is never closed, so acquire cannot fail; treat it as a
+        // failure of the question rather than panic if that ever changes.
+        let Ok(_permit) = self.inner.limit.acquire().await else {
+            return Answer::Failed(LookupFailure::Unreachable(
+                "DNS client shut down".to_owned(),
+            ));
+        };
+        self.inner.queries.fetch_add(1, Ordering::Relaxed);
+        match self
+            .inner
+            .resolver
+            .lookup(name.as_str(), rtype.to_hickory())
+            .await
+        {
+            Ok(lookup) => {
+                let records: Vec<Record> = lookup.answers().iter().filter_map(convert).collect();
+                let has_asked = records.iter().any(|r| r.data.rtype() == rtype)
+                    || records.iter().any(|r| matches!(r.data, Rdata::Cname(_)));
+                if records.is_empty() || !has_asked {
+                    Answer::NoData { negative_ttl: None }
+                } else {
+                    Answer::Records(RecordSet(records))
+                }
+            }
+            Err(e) => classify(e),
+        }
+    }
+}
+
+fn classify(e: NetError) -> Answer {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => {
+            if nr.response_code == ResponseCode::NXDomain {
+                Answer::NxDomain {
+                    negative_ttl: nr.negative_ttl,
+                }
+            } else {
+                Answer::NoData {
+                    negative_ttl: nr.negative_ttl,
+                }
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
+            Answer::Failed(LookupFailure::ServFail)
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => {
+            Answer::Failed(LookupFailure::Refused)
+        }
+        NetError::Dns(DnsError::ResponseCode(rc)) => {
+            Answer::Failed(LookupFailure::OtherRcode(rc.to_string()))
+        }
+        NetError::Timeout => Answer::Failed(LookupFailure::Timeout),
+        NetError::Io(io) => Answer::Failed(LookupFailure::Unreachable(io.to_string())),
+        NetError::NoConnections => {
+            Answer::Failed(LookupFailure::Unreachable("no connections".to_owned()))
+        }
+        NetError::Busy => Answer::Failed(LookupFailure::Unreachable("busy".to_owned())),
+        NetError::Proto(p) => Answer::Failed(LookupFailure::Malformed(p.to_string())),
+        other => Answer::Failed(LookupFailure::Malformed(other.to_string())),
+    }
+}
+
+fn lower_fqdn(name: &hickory_resolver::proto::rr::Name) -> String {
+    let mut s = name.to_ascii().to_ascii_lowercase();
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}
+
+fn convert(r: &hickory_resolver::proto::rr::Record) -> Option<Record> {
+    let data = match &r.data {
+        RData::A(a) => Rdata::A(a.0),
+        RData::AAAA(a) => Rdata::Aaaa(a.0),
+        RData::MX(mx) => Rdata::Mx {
+            preference: mx.preference,
+            exchange: lower_fqdn(&mx.exchange),
+        },
+        RData::TXT(t) => Rdata::Txt(t.txt_data.iter().map(|s| s.to_vec()).collect()),
+        RData::PTR(p) => Rdata::Ptr(lower_fqdn(&p.0)),
+        RData::CNAME(c) => Rdata::Cname(lower_fqdn(&c.0)),
+        RData::NS(n) => Rdata::Ns(lower_fqdn(&n.0)),
+        RData::SOA(soa) => Rdata::Soa {
+            mname: lower_fqdn(&soa.mname),
+            minimum: soa.minimum,
+        },
+        other => Rdata::Other {
+            rtype: other.record_type().to_string(),
+            text: other.to_string(),
+        },
+    };
+    Some(Record {
+        name: lower_fqdn(&r.name),
+        ttl: r.ttl,
+        data,
+    })
+}

@@ -1,0 +1,31 @@
+//! Test worlds on loopback for mxaudit's tests, benchmarks and the offline demo.
+//!
+//! `dns`: an authoritative DNS server (hickory-server) on 127.0.0.1 serving zone
+//! files, with SERVFAIL, REFUSED, timeouts and truncation on demand.
+
+#![deny(missing_docs)]
+
+pub mod demo;
+pub mod dns;
+
+pub use dns::{DnsServer, Fault, ZoneText};
+
+/// Errors starting a test world.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestbedError {
+    /// A socket or file operation failed.
+    #[error("testbed I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A zone could not be parsed or loaded.
+    #[error("zone {origin}: {message}")]
+    Zone {
+        /// The zone origin.
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// `faults.txt` is malformed.
+    #[error("{0}")]
+    Faults(String),
+}

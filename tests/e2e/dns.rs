@@ -1,0 +1,110 @@
+//! The DNS layer against the testbed server over UDP and TCP: typed outcomes,
+//! per-run de-duplication, truncation fallback, hostile answers.
+
+use std::time::{Duration, Instant};
+
+use mxaudit_dns::{Answer, DomainName, LookupFailure, RType};
+use mxaudit_testbed::{DnsServer, Fault, ZoneText, demo};
+
+use crate::support::dns_client;
+
+fn name(s: &str) -> DomainName {
+    DomainName::parse(s).expect("valid name")
+}
+
+async fn demo_server() -> DnsServer {
+    DnsServer::start_with_faults(&demo::zones(), &demo::faults().expect("faults parse"))
+        .await
+        .expect("server starts")
+}
+
+#[tokio::test]
+async fn outcomes_are_typed() {
+    let server = demo_server().await;
+    let dns = dns_client(server.addr());
+    match dns.query(&name("healthy.example"), RType::Mx).await.as_ref() {
+        Answer::Records(set) => {
+            let mx = set.mx();
+            assert_eq!(mx.len(), 2);
+            assert!(mx.iter().any(|(p, h, ttl)| *p == 10 && *h == "mx1.healthy.example." && *ttl == 3600));
+        }
+        other => panic!("expected MX records, got {other:?}"),
+    }
+    assert!(matches!(
+        dns.query(&name("gone.example"), RType::Mx).await.as_ref(),
+        Answer::NxDomain { negative_ttl: Some(300) }
+    ));
+    assert!(matches!(dns.query(&name("nomx.example"), RType::Mx).await.as_ref(), Answer::NoData { .. }));
+    assert_eq!(
+        dns.query(&name("servfail.example"), RType::Mx).await.as_ref(),
+        &Answer::Failed(LookupFailure::ServFail)
+    );
+    // A zone the server does not serve.
+    assert_eq!(
+        dns.query(&name("elsewhere.test"), RType::A).await.as_ref(),
+        &Answer::Failed(LookupFailure::Refused)
+    );
+    let t = Instant::now();
+    assert_eq!(
+        dns.query(&name("slow.example"), RType::Mx).await.as_ref(),
+        &Answer::Failed(LookupFailure::Timeout)
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "timeout bounded: {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn each_question_is_asked_once_even_when_asked_concurrently() {
+    let server = demo_server().await;
+    let dns = dns_client(server.addr());
+    let q = name("healthy.example");
+    let answers = futures::future::join_all((0..500).map(|_| dns.query(&q, RType::Mx))).await;
+    assert!(answers.iter().all(|a| matches!(a.as_ref(), Answer::Records(_))));
+    // Negative answers are shared too.
+    for _ in 0..50 {
+        dns.query(&name("gone.example"), RType::Txt).await;
+    }
+    assert_eq!(server.count_of("healthy.example.", "MX"), 1);
+    assert_eq!(server.count_of("gone.example.", "TXT"), 1);
+    let stats = dns.stats();
+    assert_eq!(stats.queries, 2);
+    assert_eq!(stats.shared, 548);
+}
+
+#[tokio::test]
+async fn truncated_udp_answers_are_retried_over_tcp() {
+    let server = demo_server().await;
+    server.set_fault("truncated.healthy.example", Fault::Truncate);
+    server.set_fault("healthy.example", Fault::Truncate);
+    let dns = dns_client(server.addr());
+    let a = dns.query(&name("healthy.example"), RType::Mx).await;
+    assert!(matches!(a.as_ref(), Answer::Records(set) if set.mx().len() == 2), "{a:?}");
+    assert!(server.tcp_query_count() >= 1, "the answer came over TCP");
+}
+
+fn zone(origin: &str, body: &str) -> ZoneText {
+    ZoneText {
+        origin: origin.to_owned(),
+        text: format!(
+            "$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n{body}"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn hostile_answers_are_bounded() {
+    let mut body = String::from("loop IN MX 10 a.loop\na.loop IN CNAME b.loop\nb.loop IN CNAME a.loop\n");
+    for i in 0..500 {
+        body.push_str(&format!("many IN MX {i} mx{i}.many\n"));
+    }
+    body.push_str(&format!("bigtxt IN TXT {}\n", (0..40).map(|_| format!("\"{}\"", "x".repeat(250))).collect::<Vec<_>>().join(" ")));
+    let server = DnsServer::start(&[zone("hostile.test.", &body)]).await.expect("starts");
+    let dns = dns_client(server.addr());
+    let t = Instant::now();
+    let a = dns.query(&name("a.loop.hostile.test"), RType::A).await;
+    assert!(!matches!(a.as_ref(), Answer::Records(set) if !set.addresses().is_empty()), "{a:?}");
+    let many = dns.query(&name("many.hostile.test"), RType::Mx).await;
+    assert!(matches!(many.as_ref(), Answer::Records(set) if set.mx().len() == 500), "500 MX over TCP");
+    let big = dns.query(&name("bigtxt.hostile.test"), RType::Txt).await;
+    assert!(matches!(big.as_ref(), Answer::Records(set) if set.txt_joined()[0].len() == 10_000));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}

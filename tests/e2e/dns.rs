@@ -22,21 +22,35 @@ async fn demo_server() -> DnsServer {
 async fn outcomes_are_typed() {
     let server = demo_server().await;
     let dns = dns_client(server.addr());
-    match dns.query(&name("healthy.example"), RType::Mx).await.as_ref() {
+    match dns
+        .query(&name("healthy.example"), RType::Mx)
+        .await
+        .as_ref()
+    {
         Answer::Records(set) => {
             let mx = set.mx();
             assert_eq!(mx.len(), 2);
-            assert!(mx.iter().any(|(p, h, ttl)| *p == 10 && *h == "mx1.healthy.example." && *ttl == 3600));
+            assert!(
+                mx.iter()
+                    .any(|(p, h, ttl)| *p == 10 && *h == "mx1.healthy.example." && *ttl == 3600)
+            );
         }
         other => panic!("expected MX records, got {other:?}"),
     }
     assert!(matches!(
         dns.query(&name("gone.example"), RType::Mx).await.as_ref(),
-        Answer::NxDomain { negative_ttl: Some(300) }
+        Answer::NxDomain {
+            negative_ttl: Some(300)
+        }
     ));
-    assert!(matches!(dns.query(&name("nomx.example"), RType::Mx).await.as_ref(), Answer::NoData { .. }));
+    assert!(matches!(
+        dns.query(&name("nomx.example"), RType::Mx).await.as_ref(),
+        Answer::NoData { .. }
+    ));
     assert_eq!(
-        dns.query(&name("servfail.example"), RType::Mx).await.as_ref(),
+        dns.query(&name("servfail.example"), RType::Mx)
+            .await
+            .as_ref(),
         &Answer::Failed(LookupFailure::ServFail)
     );
     // A zone the server does not serve.
@@ -49,7 +63,11 @@ async fn outcomes_are_typed() {
         dns.query(&name("slow.example"), RType::Mx).await.as_ref(),
         &Answer::Failed(LookupFailure::Timeout)
     );
-    assert!(t.elapsed() < Duration::from_secs(3), "timeout bounded: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "timeout bounded: {:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -58,7 +76,11 @@ async fn each_question_is_asked_once_even_when_asked_concurrently() {
     let dns = dns_client(server.addr());
     let q = name("healthy.example");
     let answers = futures::future::join_all((0..500).map(|_| dns.query(&q, RType::Mx))).await;
-    assert!(answers.iter().all(|a| matches!(a.as_ref(), Answer::Records(_))));
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a.as_ref(), Answer::Records(_)))
+    );
     // Negative answers are shared too.
     for _ in 0..50 {
         dns.query(&name("gone.example"), RType::Txt).await;
@@ -77,7 +99,10 @@ async fn truncated_udp_answers_are_retried_over_tcp() {
     server.set_fault("healthy.example", Fault::Truncate);
     let dns = dns_client(server.addr());
     let a = dns.query(&name("healthy.example"), RType::Mx).await;
-    assert!(matches!(a.as_ref(), Answer::Records(set) if set.mx().len() == 2), "{a:?}");
+    assert!(
+        matches!(a.as_ref(), Answer::Records(set) if set.mx().len() == 2),
+        "{a:?}"
+    );
     assert!(server.tcp_query_count() >= 1, "the answer came over TCP");
 }
 
@@ -92,18 +117,33 @@ fn zone(origin: &str, body: &str) -> ZoneText {
 
 #[tokio::test]
 async fn hostile_answers_are_bounded() {
-    let mut body = String::from("loop IN MX 10 a.loop\na.loop IN CNAME b.loop\nb.loop IN CNAME a.loop\n");
+    let mut body =
+        String::from("loop IN MX 10 a.loop\na.loop IN CNAME b.loop\nb.loop IN CNAME a.loop\n");
     for i in 0..500 {
         body.push_str(&format!("many IN MX {i} mx{i}.many\n"));
     }
-    body.push_str(&format!("bigtxt IN TXT {}\n", (0..40).map(|_| format!("\"{}\"", "x".repeat(250))).collect::<Vec<_>>().join(" ")));
-    let server = DnsServer::start(&[zone("hostile.test.", &body)]).await.expect("starts");
+    body.push_str(&format!(
+        "bigtxt IN TXT {}\n",
+        (0..40)
+            .map(|_| format!("\"{}\"", "x".repeat(250)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let server = DnsServer::start(&[zone("hostile.test.", &body)])
+        .await
+        .expect("starts");
     let dns = dns_client(server.addr());
     let t = Instant::now();
     let a = dns.query(&name("a.loop.hostile.test"), RType::A).await;
-    assert!(!matches!(a.as_ref(), Answer::Records(set) if !set.addresses().is_empty()), "{a:?}");
+    assert!(
+        !matches!(a.as_ref(), Answer::Records(set) if !set.addresses().is_empty()),
+        "{a:?}"
+    );
     let many = dns.query(&name("many.hostile.test"), RType::Mx).await;
-    assert!(matches!(many.as_ref(), Answer::Records(set) if set.mx().len() == 500), "500 MX over TCP");
+    assert!(
+        matches!(many.as_ref(), Answer::Records(set) if set.mx().len() == 500),
+        "500 MX over TCP"
+    );
     let big = dns.query(&name("bigtxt.hostile.test"), RType::Txt).await;
     assert!(matches!(big.as_ref(), Answer::Records(set) if set.txt_joined()[0].len() == 10_000));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());

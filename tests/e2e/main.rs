@@ -1,7 +1,13 @@
 //! The one end-to-end test binary (style rule 8): every module runs the real
 //! library or the real `mxaudit` binary against servers on loopback.
 
-/// Shared helpers: testbed DNS, clients, the runner, the binary.
-mod support;
+/// The real binary: formats, exit codes, bad input, escaping.
+mod cli;
+/// The example audit.toml cannot drift from the code.
+mod config_docs;
 /// The DNS layer: typed outcomes, de-duplication, TCP fallback, hostile answers.
 mod dns;
+/// The mx, address, ptr and dmarc checks against the demo world.
+mod foundation;
+/// Shared helpers: testbed DNS, clients, the runner, the binary.
+mod support;

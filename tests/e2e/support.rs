@@ -29,7 +29,9 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// Starts the testbed DNS server on a zone folder.
 pub async fn dns_server(dir: &Path) -> DnsServer {
-    DnsServer::start_dir(dir).await.expect("testbed DNS server starts")
+    DnsServer::start_dir(dir)
+        .await
+        .expect("testbed DNS server starts")
 }
 
 /// A DNS client that asks only `addr`, with a short timeout.
@@ -65,14 +67,20 @@ pub fn cx(dns: &Dns) -> CheckCx {
 
 /// Every built-in plugin.
 pub fn builtin_plugins() -> PluginSet {
-    PluginSet::load(mxaudit_checks::ENGINES, mxaudit_checks::BUILTIN_MANIFESTS, &[])
-        .expect("built-in manifests load")
+    PluginSet::load(
+        mxaudit_checks::ENGINES,
+        mxaudit_checks::BUILTIN_MANIFESTS,
+        &[],
+    )
+    .expect("built-in manifests load")
 }
 
 /// The built-in plugins with these ids.
 pub fn plugins(ids: &[&str]) -> Vec<Plugin> {
     let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-    builtin_plugins().select(Some(&ids), &[]).expect("known plugins")
+    builtin_plugins()
+        .select(Some(&ids), &[])
+        .expect("known plugins")
 }
 
 /// A target with an optional profile id.

@@ -19,7 +19,10 @@ pub struct Address;
 
 impl Engine for Address {
     const NAME: &'static str = "address";
-    const CODES: &'static [CodeSpec] = &[CodeSpec { code: "a.missing", vars: &[] }];
+    const CODES: &'static [CodeSpec] = &[CodeSpec {
+        code: "a.missing",
+        vars: &[],
+    }];
     type Params = AddressParams;
 
     fn build(_params: AddressParams, _plugin: &PluginMeta) -> Result<Self, String> {
@@ -37,7 +40,8 @@ impl Engine for Address {
         } else if !addrs.nxdomain {
             // A domain that does not exist at all is `domain.nxdomain` (engine mx).
             report.push(
-                Observation::new("a.missing", target.domain.to_string()).evidence_lines(addrs.evidence),
+                Observation::new("a.missing", target.domain.to_string())
+                    .evidence_lines(addrs.evidence),
             );
         }
         report

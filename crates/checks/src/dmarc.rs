@@ -60,35 +60,38 @@ pub fn parse_record(text: &str) -> Result<DmarcRecord, String> {
             "v" => return Err("v= appears twice".into()),
             "p" | "sp" => {
                 if !matches!(value, "none" | "quarantine" | "reject") {
-                    return Err(format!("{tag}=`{}` is not none, quarantine or reject", clip(value)));
+                    return Err(format!(
+                        "{tag}=`{}` is not none, quarantine or reject",
+                        clip(value)
+                    ));
                 }
                 if tag == "p" {
                     rec.policy = Some(value.to_owned());
                 }
             }
-            "adkim" | "aspf" => {
-                if !matches!(value, "r" | "s") {
-                    return Err(format!("{tag}=`{}` is not r or s", clip(value)));
-                }
+            "adkim" | "aspf" if !matches!(value, "r" | "s") => {
+                return Err(format!("{tag}=`{}` is not r or s", clip(value)));
             }
-            "pct" => match value.parse::<u8>() {
-                Ok(n) if n <= 100 => {}
-                _ => return Err(format!("pct=`{}` is not a whole number from 0 to 100", clip(value))),
-            },
-            "ri" => {
-                if value.parse::<u32>().is_err() {
-                    return Err(format!("ri=`{}` is not a number of seconds", clip(value)));
-                }
+            "pct" if !value.parse::<u8>().is_ok_and(|n| n <= 100) => {
+                return Err(format!(
+                    "pct=`{}` is not a whole number from 0 to 100",
+                    clip(value)
+                ));
             }
-            "fo" => {
-                if value.split(':').any(|o| !matches!(o.trim(), "0" | "1" | "d" | "s")) {
-                    return Err(format!("fo=`{}` is not a list of 0, 1, d, s", clip(value)));
-                }
+            "ri" if value.parse::<u32>().is_err() => {
+                return Err(format!("ri=`{}` is not a number of seconds", clip(value)));
             }
-            "rf" => {
-                if value.split(':').any(|f| f.trim().is_empty()) {
-                    return Err(format!("rf=`{}` is not a list of report formats", clip(value)));
-                }
+            "fo" if value
+                .split(':')
+                .any(|o| !matches!(o.trim(), "0" | "1" | "d" | "s")) =>
+            {
+                return Err(format!("fo=`{}` is not a list of 0, 1, d, s", clip(value)));
+            }
+            "rf" if value.split(':').any(|f| f.trim().is_empty()) => {
+                return Err(format!(
+                    "rf=`{}` is not a list of report formats",
+                    clip(value)
+                ));
             }
             "rua" | "ruf" => {
                 for uri in value.split(',') {
@@ -149,7 +152,11 @@ async fn dmarc_records(name: &DomainName, cx: &CheckCx) -> Lookup {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .filter(|t| looks_like_dmarc(t))
                 .collect();
-            if texts.is_empty() { Lookup::None } else { Lookup::Found(texts) }
+            if texts.is_empty() {
+                Lookup::None
+            } else {
+                Lookup::Found(texts)
+            }
         }
         Answer::NxDomain { .. } | Answer::NoData { .. } => Lookup::None,
         Answer::Failed(why) => Lookup::Failed(format!("{} TXT: {why}", name.as_str())),
@@ -159,10 +166,22 @@ async fn dmarc_records(name: &DomainName, cx: &CheckCx) -> Lookup {
 impl Engine for Dmarc {
     const NAME: &'static str = "dmarc";
     const CODES: &'static [CodeSpec] = &[
-        CodeSpec { code: "dmarc.missing", vars: &["checked"] },
-        CodeSpec { code: "dmarc.multiple", vars: &["record_name", "count"] },
-        CodeSpec { code: "dmarc.syntax", vars: &["record_name", "problem"] },
-        CodeSpec { code: "dmarc.policy_none", vars: &["record_name"] },
+        CodeSpec {
+            code: "dmarc.missing",
+            vars: &["checked"],
+        },
+        CodeSpec {
+            code: "dmarc.multiple",
+            vars: &["record_name", "count"],
+        },
+        CodeSpec {
+            code: "dmarc.syntax",
+            vars: &["record_name", "problem"],
+        },
+        CodeSpec {
+            code: "dmarc.policy_none",
+            vars: &["record_name"],
+        },
     ];
     type Params = DmarcParams;
 
@@ -196,8 +215,10 @@ impl Engine for Dmarc {
                 }
                 Lookup::Found(texts) => {
                     let record_name = name.to_string();
-                    let evidence: Vec<String> =
-                        texts.iter().map(|t| format!("{} TXT \"{t}\"", name.as_str())).collect();
+                    let evidence: Vec<String> = texts
+                        .iter()
+                        .map(|t| format!("{} TXT \"{t}\"", name.as_str()))
+                        .collect();
                     if texts.len() > 1 {
                         report.push(
                             Observation::new("dmarc.multiple", &record_name)
@@ -225,9 +246,21 @@ impl Engine for Dmarc {
                 }
             }
         }
+        // A domain that does not exist is `domain.nxdomain` (engine mx), not a
+        // domain without DMARC.
+        if matches!(
+            cx.dns.query(domain, RType::Mx).await.as_ref(),
+            Answer::NxDomain { .. }
+        ) {
+            return report;
+        }
         report.push(
             Observation::new("dmarc.missing", domain.to_string())
-                .evidence_lines(checked.iter().map(|c| format!("{c}. TXT: no v=DMARC1 record")))
+                .evidence_lines(
+                    checked
+                        .iter()
+                        .map(|c| format!("{c}. TXT: no v=DMARC1 record")),
+                )
                 .var("checked", checked.join(", ")),
         );
         report
@@ -240,11 +273,15 @@ mod tests {
 
     #[test]
     fn rfc7489_6_4_records() {
-        let ok = parse_record("v=DMARC1; p=reject; rua=mailto:d@example.com!10m; pct=100; adkim=s;")
-            .expect("valid");
+        let ok =
+            parse_record("v=DMARC1; p=reject; rua=mailto:d@example.com!10m; pct=100; adkim=s;")
+                .expect("valid");
         assert_eq!(ok.policy.as_deref(), Some("reject"));
         assert!(parse_record("v=DMARC1;p=none").is_ok());
-        assert!(parse_record("v=DMARC1; p=none; future=tag").is_ok(), "§6.3 unknown tags ignored");
+        assert!(
+            parse_record("v=DMARC1; p=none; future=tag").is_ok(),
+            "§6.3 unknown tags ignored"
+        );
         for bad in [
             "p=reject; v=DMARC1",
             "v=DMARC1; p=block",

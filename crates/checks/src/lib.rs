@@ -4,10 +4,10 @@
 #![deny(missing_docs)]
 
 pub mod address;
-pub mod resolve;
 pub mod dmarc;
 pub mod mx;
 pub mod ptr;
+pub mod resolve;
 
 use mxaudit_core::EngineEntry;
 

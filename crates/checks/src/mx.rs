@@ -39,21 +39,54 @@ pub struct Mx {
 impl Engine for Mx {
     const NAME: &'static str = "mx";
     const CODES: &'static [CodeSpec] = &[
-        CodeSpec { code: "domain.nxdomain", vars: &[] },
-        CodeSpec { code: "mx.lookup_failed", vars: &["failure"] },
-        CodeSpec { code: "mx.none", vars: &["has_address"] },
-        CodeSpec { code: "mx.null", vars: &[] },
-        CodeSpec { code: "mx.null_mixed", vars: &["others"] },
-        CodeSpec { code: "mx.target_cname", vars: &["host", "target"] },
-        CodeSpec { code: "mx.target_ip_literal", vars: &["host"] },
-        CodeSpec { code: "mx.target_unresolvable", vars: &["host", "preference", "reason"] },
-        CodeSpec { code: "mx.target_private", vars: &["host", "address", "range"] },
-        CodeSpec { code: "mx.provider_missing", vars: &["provider", "patterns", "expected_host"] },
+        CodeSpec {
+            code: "domain.nxdomain",
+            vars: &[],
+        },
+        CodeSpec {
+            code: "mx.lookup_failed",
+            vars: &["failure"],
+        },
+        CodeSpec {
+            code: "mx.none",
+            vars: &["has_address"],
+        },
+        CodeSpec {
+            code: "mx.null",
+            vars: &[],
+        },
+        CodeSpec {
+            code: "mx.null_mixed",
+            vars: &["others"],
+        },
+        CodeSpec {
+            code: "mx.target_cname",
+            vars: &["host", "target"],
+        },
+        CodeSpec {
+            code: "mx.target_ip_literal",
+            vars: &["host"],
+        },
+        CodeSpec {
+            code: "mx.target_unresolvable",
+            vars: &["host", "preference", "reason"],
+        },
+        CodeSpec {
+            code: "mx.target_private",
+            vars: &["host", "address", "range"],
+        },
+        CodeSpec {
+            code: "mx.provider_missing",
+            vars: &["provider", "patterns", "expected_host"],
+        },
         CodeSpec {
             code: "mx.provider_not_preferred",
             vars: &["host", "preference", "provider_host", "provider_preference"],
         },
-        CodeSpec { code: "mx.ttl_high", vars: &["ttl", "ttl_human", "threshold_human"] },
+        CodeSpec {
+            code: "mx.ttl_high",
+            vars: &["ttl", "ttl_human", "threshold_human"],
+        },
     ];
     type Params = MxParams;
 
@@ -136,8 +169,14 @@ impl Engine for Mx {
                 Observation::new("mx.ttl_high", &subject)
                     .evidence_lines(evidence.iter().take(3).cloned())
                     .var("ttl", ttl)
-                    .var("ttl_human", humantime::format_duration(Duration::from_secs(ttl.into())).to_string())
-                    .var("threshold_human", humantime::format_duration(self.params.ttl_threshold).to_string()),
+                    .var(
+                        "ttl_human",
+                        humantime::format_duration(Duration::from_secs(ttl.into())).to_string(),
+                    )
+                    .var(
+                        "threshold_human",
+                        humantime::format_duration(self.params.ttl_threshold).to_string(),
+                    ),
             );
         }
 
@@ -153,9 +192,11 @@ impl Engine for Mx {
                 examined.len()
             ));
         }
-        let resolved = futures::future::join_all(examined.iter().map(|(_, host)| async move {
-            (host.clone(), examine_host(host, cx).await)
-        }))
+        let resolved = futures::future::join_all(
+            examined
+                .iter()
+                .map(|(_, host)| async move { (host.clone(), examine_host(host, cx).await) }),
+        )
         .await;
         for ((preference, host), (_, outcome)) in examined.iter().zip(resolved) {
             let bare = host.trim_end_matches('.').to_owned();
@@ -173,15 +214,20 @@ impl Engine for Mx {
         }
 
         if let Some(profile) = &target.profile {
-            let provider: Vec<&(u16, &str, u32)> =
-                mx.iter().filter(|(_, h, _)| profile.matches_mx(h)).collect();
+            let provider: Vec<&(u16, &str, u32)> = mx
+                .iter()
+                .filter(|(_, h, _)| profile.matches_mx(h))
+                .collect();
             match provider.iter().map(|m| m.0).min() {
                 None => report.push(
                     Observation::new("mx.provider_missing", &subject)
                         .evidence_lines(evidence.clone())
                         .var("provider", profile.description.clone())
                         .var("patterns", profile.mx_patterns.join(", "))
-                        .var("expected_host", profile.expected_mx_host(domain.bare()).unwrap_or_default()),
+                        .var(
+                            "expected_host",
+                            profile.expected_mx_host(domain.bare()).unwrap_or_default(),
+                        ),
                 ),
                 Some(best) => {
                     let best_host = provider
@@ -191,7 +237,10 @@ impl Engine for Mx {
                         .unwrap_or_default();
                     // Equal preference also bypasses: senders pick among equals at random
                     // (RFC 5321 §5.1), so part of the mail skips the service.
-                    for (pref, host, _) in mx.iter().filter(|(p, h, _)| *p <= best && !profile.matches_mx(h)) {
+                    for (pref, host, _) in mx
+                        .iter()
+                        .filter(|(p, h, _)| *p <= best && !profile.matches_mx(h))
+                    {
                         let bare = host.trim_end_matches('.').to_owned();
                         report.push(
                             Observation::new("mx.provider_not_preferred", &bare)
@@ -247,7 +296,10 @@ impl Mx {
         }
         if addrs.addresses.is_empty() {
             if !addrs.failures.is_empty() {
-                report.error(format!("addresses of MX host {host}: {}", addrs.failures.join(", ")));
+                report.error(format!(
+                    "addresses of MX host {host}: {}",
+                    addrs.failures.join(", ")
+                ));
             } else {
                 let reason = if addrs.nxdomain { "NXDOMAIN" } else { "NODATA" };
                 report.push(
@@ -266,7 +318,10 @@ impl Mx {
                 report.push(
                     Observation::new("mx.target_private", format!("{host} {ip}"))
                         .evidence(format!("{} MX {preference} {host}.", domain.as_str()))
-                        .evidence(format!("{host}. {} {ip}", if ip.is_ipv4() { "A" } else { "AAAA" }))
+                        .evidence(format!(
+                            "{host}. {} {ip}",
+                            if ip.is_ipv4() { "A" } else { "AAAA" }
+                        ))
                         .var("host", host.to_owned())
                         .var("address", ip.to_string())
                         .var("range", range),
@@ -274,7 +329,10 @@ impl Mx {
             }
         }
         if !addrs.failures.is_empty() {
-            report.error(format!("addresses of MX host {host}: {}", addrs.failures.join(", ")));
+            report.error(format!(
+                "addresses of MX host {host}: {}",
+                addrs.failures.join(", ")
+            ));
         }
     }
 }

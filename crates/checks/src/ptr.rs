@@ -39,8 +39,14 @@ pub struct Ptr {
 impl Engine for Ptr {
     const NAME: &'static str = "ptr";
     const CODES: &'static [CodeSpec] = &[
-        CodeSpec { code: "ptr.missing", vars: &["address", "host"] },
-        CodeSpec { code: "ptr.mismatch", vars: &["address", "ptr_names"] },
+        CodeSpec {
+            code: "ptr.missing",
+            vars: &["address", "host"],
+        },
+        CodeSpec {
+            code: "ptr.mismatch",
+            vars: &["address", "ptr_names"],
+        },
     ];
     type Params = PtrParams;
 
@@ -75,7 +81,9 @@ impl Engine for Ptr {
             }
         }
         let checks = futures::future::join_all(
-            subjects.iter().map(|(ip, host)| self.check_address(*ip, host, cx)),
+            subjects
+                .iter()
+                .map(|(ip, host)| self.check_address(*ip, host, cx)),
         )
         .await;
         for c in checks {
@@ -90,7 +98,12 @@ impl Engine for Ptr {
 }
 
 impl Ptr {
-    async fn check_address(&self, ip: IpAddr, host: &str, cx: &CheckCx) -> Result<Option<Observation>, String> {
+    async fn check_address(
+        &self,
+        ip: IpAddr,
+        host: &str,
+        cx: &CheckCx,
+    ) -> Result<Option<Observation>, String> {
         let rname = reverse_name(ip);
         let answer = cx.dns.query(&rname, RType::Ptr).await;
         let names: Vec<String> = match answer.as_ref() {

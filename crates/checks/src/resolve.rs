@@ -24,7 +24,10 @@ pub struct HostAddresses {
 
 /// Looks up A and AAAA of `name`.
 pub async fn resolve_host(name: &DomainName, cx: &CheckCx) -> HostAddresses {
-    let (a, aaaa) = tokio::join!(cx.dns.query(name, RType::A), cx.dns.query(name, RType::Aaaa));
+    let (a, aaaa) = tokio::join!(
+        cx.dns.query(name, RType::A),
+        cx.dns.query(name, RType::Aaaa)
+    );
     let mut out = HostAddresses::default();
     for (rtype, answer) in [(RType::A, a), (RType::Aaaa, aaaa)] {
         match answer.as_ref() {
@@ -43,10 +46,15 @@ pub async fn resolve_host(name: &DomainName, cx: &CheckCx) -> HostAddresses {
             }
             Answer::NxDomain { .. } => {
                 out.nxdomain = true;
-                out.evidence.push(format!("{} {rtype}: NXDOMAIN", name.as_str()));
+                out.evidence
+                    .push(format!("{} {rtype}: NXDOMAIN", name.as_str()));
             }
-            Answer::NoData { .. } => out.evidence.push(format!("{} {rtype}: NODATA", name.as_str())),
-            Answer::Failed(why) => out.failures.push(format!("{} {rtype}: {why}", name.as_str())),
+            Answer::NoData { .. } => out
+                .evidence
+                .push(format!("{} {rtype}: NODATA", name.as_str())),
+            Answer::Failed(why) => out
+                .failures
+                .push(format!("{} {rtype}: {why}", name.as_str())),
         }
     }
     out
@@ -66,10 +74,18 @@ pub struct MxHost {
 /// The MX hosts of a domain and their addresses, most preferred first; at most
 /// `max_hosts`. `Err` carries the reason when the MX set could not be learned
 /// (NXDOMAIN, failure); a domain with no MX or a null MX gives an empty list.
-pub async fn mx_hosts(domain: &DomainName, cx: &CheckCx, max_hosts: usize) -> Result<Vec<MxHost>, String> {
+pub async fn mx_hosts(
+    domain: &DomainName,
+    cx: &CheckCx,
+    max_hosts: usize,
+) -> Result<Vec<MxHost>, String> {
     let answer = cx.dns.query(domain, RType::Mx).await;
     let mut mx: Vec<(u16, String)> = match answer.as_ref() {
-        Answer::Records(set) => set.mx().into_iter().map(|(p, h, _)| (p, h.to_owned())).collect(),
+        Answer::Records(set) => set
+            .mx()
+            .into_iter()
+            .map(|(p, h, _)| (p, h.to_owned()))
+            .collect(),
         Answer::NxDomain { .. } => return Err(format!("{domain} MX: NXDOMAIN")),
         Answer::NoData { .. } => Vec::new(),
         Answer::Failed(why) => return Err(format!("{domain} MX: {why}")),
@@ -83,7 +99,11 @@ pub async fn mx_hosts(domain: &DomainName, cx: &CheckCx, max_hosts: usize) -> Re
             Ok(name) if bare.parse::<IpAddr>().is_err() => resolve_host(&name, cx).await,
             _ => HostAddresses::default(),
         };
-        MxHost { preference, host: bare, addresses }
+        MxHost {
+            preference,
+            host: bare,
+            addresses,
+        }
     }))
     .await;
     Ok(hosts)

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Audit one or more domains now.
-    Audit(AuditArgs),
+    Audit(Box<AuditArgs>),
     /// Start the built-in offline world (a DNS server on loopback) and audit it.
     Demo(DemoArgs),
     /// List or validate plugins.

@@ -43,7 +43,10 @@ pub fn failed(e: impl Into<anyhow::Error>) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mxaudit: cannot start the async runtime: {e}");
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Audit(a) => commands::audit::run(a).await,
+            Command::Audit(a) => commands::audit::run(*a).await,
             Command::Demo(d) => commands::demo::run(d).await,
             Command::Plugins(p) => commands::plugins::run(p),
             Command::Config(c) => commands::config::run(c),

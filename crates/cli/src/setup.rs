@@ -25,13 +25,24 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
 
 /// The built-in plugins (user plugin directories come with the configuration).
 pub fn plugin_set() -> Result<PluginSet, Failure> {
-    PluginSet::load(mxaudit_checks::ENGINES, mxaudit_checks::BUILTIN_MANIFESTS, &[]).map_err(usage)
+    PluginSet::load(
+        mxaudit_checks::ENGINES,
+        mxaudit_checks::BUILTIN_MANIFESTS,
+        &[],
+    )
+    .map_err(usage)
 }
 
 /// The plugins to run.
-pub fn select_plugins(set: &PluginSet, args: &AuditArgs, config: &Config) -> Result<Vec<Plugin>, Failure> {
+pub fn select_plugins(
+    set: &PluginSet,
+    args: &AuditArgs,
+    config: &Config,
+) -> Result<Vec<Plugin>, Failure> {
     let only = args.plugins.as_deref().or(config.plugins.only.as_deref());
-    let selected = set.select(only, &config.plugins.disable).map_err(|e| usage(anyhow!(e)))?;
+    let selected = set
+        .select(only, &config.plugins.disable)
+        .map_err(|e| usage(anyhow!(e)))?;
     if selected.is_empty() {
         return Err(usage(anyhow!("no plugin selected")));
     }
@@ -46,19 +57,31 @@ fn find_profile(profiles: &[Profile], id: &str) -> Result<Arc<Profile>, Failure>
         .map(Arc::new)
         .ok_or_else(|| {
             let ids: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
-            usage(anyhow!("unknown profile `{}` (known: {})", id.escape_debug(), ids.join(", ")))
+            usage(anyhow!(
+                "unknown profile `{}` (known: {})",
+                id.escape_debug(),
+                ids.join(", ")
+            ))
         })
 }
 
 /// The domains to audit: those on the command line, else the configuration's.
 pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure> {
     let profiles = config.all_profiles();
-    let cli_profile = args.profile.as_deref().map(|id| find_profile(&profiles, id)).transpose()?;
+    let cli_profile = args
+        .profile
+        .as_deref()
+        .map(|id| find_profile(&profiles, id))
+        .transpose()?;
     let mut out = Vec::new();
     if !args.domains.is_empty() {
         for d in &args.domains {
             let domain = DomainName::parse(d).map_err(usage)?;
-            out.push(Target { domain, profile: cli_profile.clone(), outbound_ips: args.outbound_ips.clone() });
+            out.push(Target {
+                domain,
+                profile: cli_profile.clone(),
+                outbound_ips: args.outbound_ips.clone(),
+            });
         }
     } else {
         for d in &config.domains {
@@ -70,18 +93,28 @@ pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure
             };
             let mut outbound_ips = d.outbound_ips.clone();
             outbound_ips.extend(args.outbound_ips.iter().copied());
-            out.push(Target { domain, profile, outbound_ips });
+            out.push(Target {
+                domain,
+                profile,
+                outbound_ips,
+            });
         }
     }
     if out.is_empty() {
-        return Err(usage(anyhow!("no domain to audit: name one, or give --config with [[domains]]")));
+        return Err(usage(anyhow!(
+            "no domain to audit: name one, or give --config with [[domains]]"
+        )));
     }
     Ok(out)
 }
 
 /// The DNS client: command line over configuration over the system resolver.
 pub fn dns(args: &DnsArgs, config: &Config) -> Result<Dns, Failure> {
-    let names = if args.nameservers.is_empty() { &config.resolver.nameservers } else { &args.nameservers };
+    let names = if args.nameservers.is_empty() {
+        &config.resolver.nameservers
+    } else {
+        &args.nameservers
+    };
     let mut nameservers = Vec::new();
     for n in names {
         nameservers.push(parse_nameserver(n).map_err(|e| usage(anyhow!("--nameserver: {e}")))?);
@@ -89,8 +122,14 @@ pub fn dns(args: &DnsArgs, config: &Config) -> Result<Dns, Failure> {
     let defaults = DnsConfig::default();
     let cfg = DnsConfig {
         nameservers,
-        timeout: args.timeout.or(config.resolver.timeout).unwrap_or(defaults.timeout),
-        attempts: args.attempts.or(config.resolver.attempts).unwrap_or(defaults.attempts),
+        timeout: args
+            .timeout
+            .or(config.resolver.timeout)
+            .unwrap_or(defaults.timeout),
+        attempts: args
+            .attempts
+            .or(config.resolver.attempts)
+            .unwrap_or(defaults.attempts),
         concurrency: config.resolver.concurrency.unwrap_or(defaults.concurrency),
     };
     Dns::new(&cfg).map_err(failed)

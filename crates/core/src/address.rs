@@ -81,7 +81,10 @@ mod tests {
     #[test]
     fn classifies() {
         let p = AddressPolicy::new(vec!["127.0.0.0/8".parse().expect("net")]);
-        assert_eq!(p.non_public_reason("10.1.2.3".parse().expect("ip")), Some("private (RFC 1918)"));
+        assert_eq!(
+            p.non_public_reason("10.1.2.3".parse().expect("ip")),
+            Some("private (RFC 1918)")
+        );
         assert_eq!(p.non_public_reason("127.0.0.2".parse().expect("ip")), None);
         assert!(p.may_connect("127.0.0.2".parse().expect("ip")));
         assert!(!p.may_connect("192.168.1.1".parse().expect("ip")));

@@ -131,7 +131,12 @@ impl Config {
         let profiles = config.all_profiles();
         for d in &config.domains {
             if let Err(e) = mxaudit_dns::DomainName::parse(d.name.get_ref()) {
-                return Err(Located::at(path, source, Some(d.name.span()), format!("domains.name: {e}")));
+                return Err(Located::at(
+                    path,
+                    source,
+                    Some(d.name.span()),
+                    format!("domains.name: {e}"),
+                ));
             }
             if let Some(p) = &d.profile
                 && !profiles.iter().any(|known| &known.id == p.get_ref())
@@ -141,7 +146,11 @@ impl Config {
                     path,
                     source,
                     Some(p.span()),
-                    format!("domains.profile: unknown profile `{}` (known: {})", p.get_ref().escape_debug(), ids.join(", ")),
+                    format!(
+                        "domains.profile: unknown profile `{}` (known: {})",
+                        p.get_ref().escape_debug(),
+                        ids.join(", ")
+                    ),
                 ));
             }
         }
@@ -151,7 +160,10 @@ impl Config {
                     path,
                     source,
                     None,
-                    format!("resolver.nameservers: `{}` is not IP or IP:PORT", ns.escape_debug()),
+                    format!(
+                        "resolver.nameservers: `{}` is not IP or IP:PORT",
+                        ns.escape_debug()
+                    ),
                 ));
             }
         }
@@ -204,15 +216,21 @@ mod tests {
     fn bad_domain_and_profile_are_located() {
         let err = Config::parse("a.toml", "[[domains]]\nname = \"bad name\"\n").expect_err("bad");
         assert_eq!(err.line, 2, "{err}");
-        let err = Config::parse("a.toml", "[[domains]]\nname = \"ok.example\"\nprofile = \"nope\"\n")
-            .expect_err("bad");
+        let err = Config::parse(
+            "a.toml",
+            "[[domains]]\nname = \"ok.example\"\nprofile = \"nope\"\n",
+        )
+        .expect_err("bad");
         assert!(err.message.contains("unknown profile"), "{err}");
     }
 
     #[test]
     fn nameservers() {
         assert_eq!(parse_nameserver("127.0.0.1").map(|a| a.port()), Ok(53));
-        assert_eq!(parse_nameserver("127.0.0.1:5353").map(|a| a.port()), Ok(5353));
+        assert_eq!(
+            parse_nameserver("127.0.0.1:5353").map(|a| a.port()),
+            Ok(5353)
+        );
         assert_eq!(parse_nameserver("::1").map(|a| a.port()), Ok(53));
         assert_eq!(parse_nameserver("[::1]:5353").map(|a| a.port()), Ok(5353));
         assert!(parse_nameserver("dns.example").is_err());

@@ -134,7 +134,10 @@ pub fn load(
     if !valid_id(&id) {
         return Err(at(
             header.id.span(),
-            format!("id: `{}` must be 1-64 characters of a-z, 0-9 and -", id.escape_debug()),
+            format!(
+                "id: `{}` must be 1-64 characters of a-z, 0-9 and -",
+                id.escape_debug()
+            ),
         ));
     }
     if let Some(stem) = stem
@@ -166,7 +169,10 @@ pub fn load(
         if !valid_code(name) {
             return Err(at(
                 code.span(),
-                format!("finding: code `{}` must be family.name in a-z, 0-9 and _", name.escape_debug()),
+                format!(
+                    "finding: code `{}` must be family.name in a-z, 0-9 and _",
+                    name.escape_debug()
+                ),
             ));
         }
         let Some(vars) = engine.vars_for(name) else {

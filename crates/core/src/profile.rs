@@ -51,8 +51,11 @@ impl Profile {
         let template = self.mx_host.as_ref()?;
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.render_str(template, minijinja::context! { domain => domain.trim_end_matches('.') })
-            .ok()
+        env.render_str(
+            template,
+            minijinja::context! { domain => domain.trim_end_matches('.') },
+        )
+        .ok()
     }
 
     /// The built-in profiles.
@@ -86,7 +89,10 @@ mod tests {
 
     #[test]
     fn microsoft365() {
-        let p = Profile::builtin().into_iter().find(|p| p.id == "microsoft365").expect("m365");
+        let p = Profile::builtin()
+            .into_iter()
+            .find(|p| p.id == "microsoft365")
+            .expect("m365");
         assert!(p.matches_mx("contoso-com.mail.protection.outlook.com."));
         assert!(p.matches_mx("contoso-com.o-v1.mx.microsoft"));
         assert!(!p.matches_mx("mail.protection.outlook.com"));

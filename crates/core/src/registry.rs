@@ -42,8 +42,15 @@ impl PluginSet {
     }
 
     fn add_user(&mut self, plugin: Plugin, path: &str) -> Result<(), Located> {
-        match self.plugins.iter().position(|p| p.meta.id == plugin.meta.id) {
-            Some(i) if plugin.override_builtin && self.plugins[i].meta.source.starts_with("builtin:") => {
+        match self
+            .plugins
+            .iter()
+            .position(|p| p.meta.id == plugin.meta.id)
+        {
+            Some(i)
+                if plugin.override_builtin
+                    && self.plugins[i].meta.source.starts_with("builtin:") =>
+            {
                 self.plugins[i] = plugin;
                 Ok(())
             }
@@ -71,11 +78,19 @@ impl PluginSet {
 
     /// The plugins to run: `only` (when given) or every enabled plugin, minus
     /// `disable`. Unknown ids are an error naming the known ones.
-    pub fn select(&self, only: Option<&[String]>, disable: &[String]) -> Result<Vec<Plugin>, String> {
+    pub fn select(
+        &self,
+        only: Option<&[String]>,
+        disable: &[String],
+    ) -> Result<Vec<Plugin>, String> {
         for id in only.unwrap_or_default().iter().chain(disable) {
             if !self.plugins.iter().any(|p| &p.meta.id == id) {
                 let known: Vec<&str> = self.plugins.iter().map(|p| p.meta.id.as_str()).collect();
-                return Err(format!("unknown plugin `{}` (known: {})", id.escape_debug(), known.join(", ")));
+                return Err(format!(
+                    "unknown plugin `{}` (known: {})",
+                    id.escape_debug(),
+                    known.join(", ")
+                ));
             }
         }
         Ok(self

@@ -87,7 +87,10 @@ pub async fn run(
                     }),
                     Err(_) => {
                         abort.abort();
-                        Err(format!("the check did not finish within {}", humanize(timeout)))
+                        Err(format!(
+                            "the check did not finish within {}",
+                            humanize(timeout)
+                        ))
                     }
                 };
                 (ti, pi, target, plugin, outcome, started.elapsed())
@@ -108,7 +111,12 @@ pub async fn run(
                 let findings = per_target.entry(ti).or_default();
                 let mut codes = Vec::new();
                 for obs in &report.observations {
-                    let f = renderer.finding(&plugin.meta, &domain, obs, opts.severity.get(&obs.code).copied());
+                    let f = renderer.finding(
+                        &plugin.meta,
+                        &domain,
+                        obs,
+                        opts.severity.get(&obs.code).copied(),
+                    );
                     if !codes.contains(&f.code) {
                         codes.push(f.code.clone());
                     }

@@ -47,7 +47,9 @@ pub struct TextRenderer {
 
 impl std::fmt::Debug for TextRenderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextRenderer").field("lang", &self.lang).finish()
+        f.debug_struct("TextRenderer")
+            .field("lang", &self.lang)
+            .finish()
     }
 }
 
@@ -91,7 +93,10 @@ impl TextRenderer {
                 title: self.render(text.title.get(self.lang), &ctx),
                 detail: self.render(text.detail.get(self.lang), &ctx),
                 evidence: obs.evidence.clone(),
-                remediation: self.render(text.remediation.get(self.lang), &ctx).trim().to_owned(),
+                remediation: self
+                    .render(text.remediation.get(self.lang), &ctx)
+                    .trim()
+                    .to_owned(),
                 references: text.references.clone(),
                 ndr: text.ndr.clone(),
                 plugin: plugin.id.clone(),

@@ -27,7 +27,11 @@ impl fmt::Display for Located {
         if self.line == 0 {
             write!(f, "{}: {}", self.path, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.path, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path, self.line, self.column, self.message
+            )
         }
     }
 }

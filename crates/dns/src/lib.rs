@@ -238,10 +238,11 @@ impl Dns {
         if resolver_config.name_servers().is_empty() {
             return Err(DnsSetupError::NoNameserver);
         }
-        let resolver = Resolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| DnsSetupError::Build(e.to_string()))?;
+        let resolver =
+            Resolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
+                .with_options(opts)
+                .build()
+                .map_err(|e| DnsSetupError::Build(e.to_string()))?;
         Ok(Dns {
             inner: Arc::new(Inner {
                 resolver,

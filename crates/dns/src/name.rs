@@ -136,7 +136,8 @@ impl DomainName {
     /// The parent name (one label less), or `None` for a single label.
     pub fn parent(&self) -> Option<DomainName> {
         let bare = self.bare();
-        bare.split_once('.').map(|(_, rest)| DomainName(format!("{rest}.")))
+        bare.split_once('.')
+            .map(|(_, rest)| DomainName(format!("{rest}.")))
     }
 
     /// True when this name equals `other` or lies below it.
@@ -193,7 +194,10 @@ mod tests {
         let n = DomainName::parse("Example.COM").expect("valid");
         assert_eq!(n.as_str(), "example.com.");
         assert_eq!(n.to_string(), "example.com");
-        assert_eq!(n.prepend("_dmarc").expect("valid").as_str(), "_dmarc.example.com.");
+        assert_eq!(
+            n.prepend("_dmarc").expect("valid").as_str(),
+            "_dmarc.example.com."
+        );
         assert_eq!(n.parent().expect("parent").as_str(), "com.");
     }
 
@@ -220,7 +224,10 @@ mod tests {
             "10.2.0.192.in-addr.arpa."
         );
         let v6 = reverse_labels("2001:db8::1".parse().expect("ip"));
-        assert!(v6.starts_with("1.0.0.0.") && v6.ends_with(".8.b.d.0.1.0.0.2"), "{v6}");
+        assert!(
+            v6.starts_with("1.0.0.0.") && v6.ends_with(".8.b.d.0.1.0.0.2"),
+            "{v6}"
+        );
         assert_eq!(v6.split('.').count(), 32);
     }
 }

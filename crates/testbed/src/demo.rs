@@ -5,15 +5,18 @@
 
 use std::path::PathBuf;
 
-use crate::dns::{Fault, ZoneText, parse_faults, zone_from_text};
 use crate::TestbedError;
+use crate::dns::{Fault, ZoneText, parse_faults, zone_from_text};
 
 /// The demo's configuration (`audit.toml` format).
 pub const CONFIG: &str = include_str!("../worlds/demo/audit.toml");
 
 const ZONES: &[(&str, &str)] = &[
     ("example", include_str!("../worlds/demo/example.zone")),
-    ("mail.protection.outlook.com", include_str!("../worlds/demo/outlook.zone")),
+    (
+        "mail.protection.outlook.com",
+        include_str!("../worlds/demo/outlook.zone"),
+    ),
     ("arpa", include_str!("../worlds/demo/reverse.zone")),
 ];
 

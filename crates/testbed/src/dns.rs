@@ -215,18 +215,27 @@ fn build_catalog(zones: &[ZoneText]) -> Result<Catalog, TestbedError> {
                 origin: zone.origin.clone(),
                 message: e.to_string(),
             })?;
-        let handler = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
-                .map_err(|e| TestbedError::Zone {
-                    origin: zone.origin.clone(),
-                    message: e.to_string(),
-                })?;
+        let handler =
+            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+                origin.clone(),
+                records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )
+            .map_err(|e| TestbedError::Zone {
+                origin: zone.origin.clone(),
+                message: e.to_string(),
+            })?;
         catalog.upsert(LowerName::from(origin), vec![Arc::new(handler)]);
     }
     Ok(catalog)
 }
 
+/// Zones and faults of a test world.
+pub type World = (Vec<ZoneText>, Vec<(String, Fault)>);
+
 /// Reads `*.zone` files and `faults.txt` from a folder.
-pub fn read_dir(dir: &Path) -> Result<(Vec<ZoneText>, Vec<(String, Fault)>), TestbedError> {
+pub fn read_dir(dir: &Path) -> Result<World, TestbedError> {
     let mut zones = Vec::new();
     let mut faults = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
@@ -259,7 +268,10 @@ pub fn parse_faults(path: &str, text: &str) -> Result<Vec<(String, Fault)>, Test
         }
         let mut words = line.split_whitespace();
         let (Some(kind), Some(name)) = (words.next(), words.next()) else {
-            return Err(TestbedError::Faults(format!("{path}:{}: expected `FAULT NAME`", i + 1)));
+            return Err(TestbedError::Faults(format!(
+                "{path}:{}: expected `FAULT NAME`",
+                i + 1
+            )));
         };
         let fault = Fault::parse(kind).ok_or_else(|| {
             TestbedError::Faults(format!(
@@ -360,12 +372,18 @@ impl RequestHandler for LabHandler {
                 let mut md = Metadata::response_from_request(&request.metadata);
                 md.truncation = true;
                 md.authoritative = true;
-                return send!(response_handle, builder.build_no_records(md), &request.metadata);
+                return send!(
+                    response_handle,
+                    builder.build_no_records(md),
+                    &request.metadata
+                );
             }
             Some(Fault::Truncate) | None => {}
         }
         let catalog = lab.catalog.read().await.clone();
-        catalog.handle_request::<R, T>(request, response_handle).await
+        catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
     }
 }
 

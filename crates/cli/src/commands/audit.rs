@@ -26,13 +26,20 @@ pub async fn run(args: AuditArgs) -> Result<u8, Failure> {
 
 /// Audits with a configuration already loaded (also used by `demo`).
 pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
-    let format: Format = args.format.parse().map_err(|e: String| usage(anyhow!("--format: {e}")))?;
+    let format: Format = args
+        .format
+        .parse()
+        .map_err(|e: String| usage(anyhow!("--format: {e}")))?;
     let lang: Lang = match &args.lang {
-        Some(l) => l.parse().map_err(|e: String| usage(anyhow!("--lang: {e}")))?,
+        Some(l) => l
+            .parse()
+            .map_err(|e: String| usage(anyhow!("--lang: {e}")))?,
         None => config.language.unwrap_or_default(),
     };
     let fail_on: Severity = match &args.fail_on {
-        Some(s) => s.parse().map_err(|e: String| usage(anyhow!("--fail-on: {e}")))?,
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| usage(anyhow!("--fail-on: {e}")))?,
         None => config.fail_on.unwrap_or(Severity::High),
     };
     let set = setup::plugin_set()?;
@@ -69,14 +76,27 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
             let _ = stdout.flush();
         }
     }
-    Ok(if report.findings.iter().any(|f| f.severity >= fail_on) { 1 } else { 0 })
+    Ok(if report.findings.iter().any(|f| f.severity >= fail_on) {
+        1
+    } else {
+        0
+    })
 }
 
 /// Writes a file so that readers see the old or the new content, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;

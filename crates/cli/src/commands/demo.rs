@@ -12,8 +12,9 @@ use crate::{Failure, failed, usage};
 
 /// Runs `mxaudit demo`.
 pub async fn run(args: DemoArgs) -> Result<u8, Failure> {
-    let config = mxaudit_core::config::Config::parse("builtin:worlds/demo/audit.toml", demo::CONFIG)
-        .map_err(usage)?;
+    let config =
+        mxaudit_core::config::Config::parse("builtin:worlds/demo/audit.toml", demo::CONFIG)
+            .map_err(usage)?;
     let faults = demo::faults().map_err(failed)?;
     let server = DnsServer::start_with_faults(&demo::zones(), &faults)
         .await
@@ -26,7 +27,10 @@ pub async fn run(args: DemoArgs) -> Result<u8, Failure> {
     let audit_args = AuditArgs {
         format: args.format,
         lang: args.lang,
-        dns: DnsArgs { nameservers: vec![server.addr().to_string()], ..DnsArgs::default() },
+        dns: DnsArgs {
+            nameservers: vec![server.addr().to_string()],
+            ..DnsArgs::default()
+        },
         ..AuditArgs::default()
     };
     // The demo shows findings on purpose: its exit status says whether it ran.

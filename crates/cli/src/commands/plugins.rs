@@ -34,7 +34,9 @@ pub fn run(cmd: PluginsCommand) -> Result<u8, Failure> {
             }
             let mut bad = 0;
             for (path, source) in &files {
-                let stem = std::path::Path::new(path).file_stem().and_then(|s| s.to_str());
+                let stem = std::path::Path::new(path)
+                    .file_stem()
+                    .and_then(|s| s.to_str());
                 match manifest::load(path, stem, source, mxaudit_checks::ENGINES) {
                     Ok(p) => println!("ok    {path} ({} on engine {})", p.meta.id, p.meta.engine),
                     Err(e) => {
@@ -44,7 +46,10 @@ pub fn run(cmd: PluginsCommand) -> Result<u8, Failure> {
                 }
             }
             if bad > 0 {
-                return Err(usage(anyhow!("{bad} of {} manifest(s) invalid", files.len())));
+                return Err(usage(anyhow!(
+                    "{bad} of {} manifest(s) invalid",
+                    files.len()
+                )));
             }
             Ok(0)
         }

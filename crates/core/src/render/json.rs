@@ -5,7 +5,8 @@ use crate::model::Report;
 /// The whole report as one pretty-printed JSON object.
 pub fn render(report: &Report) -> String {
     // Serializing plain data with string keys cannot fail.
-    let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }

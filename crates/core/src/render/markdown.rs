@@ -11,12 +11,29 @@ use crate::text::escape_markdown as esc;
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# mxaudit report\n");
-    let _ = writeln!(out, "Started {}, finished {}.\n", esc(&report.started_at), esc(&report.finished_at));
+    let _ = writeln!(
+        out,
+        "Started {}, finished {}.\n",
+        esc(&report.started_at),
+        esc(&report.finished_at)
+    );
     let _ = writeln!(out, "| domain | findings |\n|---|---|");
     for domain in &report.domains {
         let (findings, _) = domain_view(report, domain);
-        let counts: Vec<String> = severity_counts(&findings).iter().map(|(s, n)| format!("{n} {s}")).collect();
-        let _ = writeln!(out, "| {} | {} |", esc(domain), if counts.is_empty() { "none".into() } else { counts.join(", ") });
+        let counts: Vec<String> = severity_counts(&findings)
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            esc(domain),
+            if counts.is_empty() {
+                "none".into()
+            } else {
+                counts.join(", ")
+            }
+        );
     }
     for domain in &report.domains {
         let (findings, errors) = domain_view(report, domain);
@@ -25,7 +42,13 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "No findings.");
         }
         for f in &findings {
-            let _ = writeln!(out, "### {} `{}` {}\n", f.severity.as_str().to_uppercase(), f.code, esc(&f.subject));
+            let _ = writeln!(
+                out,
+                "### {} `{}` {}\n",
+                f.severity.as_str().to_uppercase(),
+                f.code,
+                esc(&f.subject)
+            );
             let _ = writeln!(out, "**{}**\n", esc(&f.title));
             let _ = writeln!(out, "{}\n", esc(&f.detail));
             if !f.evidence.is_empty() {

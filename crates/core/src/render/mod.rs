@@ -30,7 +30,9 @@ impl FromStr for Format {
             "json" => Ok(Format::Json),
             "jsonl" => Ok(Format::Jsonl),
             "markdown" | "md" => Ok(Format::Markdown),
-            other => Err(format!("unknown format `{other}` (text, json, jsonl, markdown)")),
+            other => Err(format!(
+                "unknown format `{other}` (text, json, jsonl, markdown)"
+            )),
         }
     }
 }
@@ -55,8 +57,15 @@ pub fn severity_counts(findings: &[&Finding]) -> Vec<(Severity, usize)> {
 }
 
 /// The findings and check errors of one domain.
-pub(crate) fn domain_view<'a>(report: &'a Report, domain: &str) -> (Vec<&'a Finding>, Vec<(&'a str, &'a str)>) {
-    let findings = report.findings.iter().filter(|f| f.domain == domain).collect();
+pub(crate) fn domain_view<'a>(
+    report: &'a Report,
+    domain: &str,
+) -> (Vec<&'a Finding>, Vec<(&'a str, &'a str)>) {
+    let findings = report
+        .findings
+        .iter()
+        .filter(|f| f.domain == domain)
+        .collect();
     let errors = report
         .checks
         .iter()

@@ -21,10 +21,20 @@ pub fn render(report: &Report) -> String {
             out,
             "== {} — {}",
             esc(domain),
-            if counts.is_empty() { "no findings".to_owned() } else { counts.join(", ") }
+            if counts.is_empty() {
+                "no findings".to_owned()
+            } else {
+                counts.join(", ")
+            }
         );
         for f in &findings {
-            let _ = writeln!(out, "\n[{}] {}  {}", f.severity.as_str().to_uppercase(), f.code, esc(&f.subject));
+            let _ = writeln!(
+                out,
+                "\n[{}] {}  {}",
+                f.severity.as_str().to_uppercase(),
+                f.code,
+                esc(&f.subject)
+            );
             let _ = writeln!(out, "  {}", esc(&f.title));
             let _ = writeln!(out, "  {}", esc(&f.detail));
             if !f.evidence.is_empty() {
@@ -47,7 +57,11 @@ pub fn render(report: &Report) -> String {
             }
         }
         for (plugin, why) in &errors {
-            let _ = writeln!(out, "\n[ERROR] check {plugin} could not decide: {}", esc(why));
+            let _ = writeln!(
+                out,
+                "\n[ERROR] check {plugin} could not decide: {}",
+                esc(why)
+            );
         }
         out.push('\n');
     }

@@ -295,11 +295,19 @@ fn plugins_list_and_check() {
     let out = mxaudit_run(&["plugins", "check", dir.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    std::fs::write(
-        dir.join("typo.toml"),
-        "id = \"typo\"\nengine = \"mx\"\ndescription = \"x\"\n[params]\nttl_treshold = \"1h\"\n",
-    )
-    .expect("write");
+    // A complete manifest with one typo in [params].
+    let mx = std::fs::read_to_string(crate::support::repo().join("plugins/mx.toml")).expect("read");
+    let typo = mx.replacen("id = \"mx\"", "id = \"typo\"", 1).replacen(
+        "# ttl_threshold = \"1h\"",
+        "ttl_treshold = \"1h\"",
+        1,
+    );
+    let typo_line = typo
+        .lines()
+        .position(|l| l.starts_with("ttl_treshold"))
+        .expect("typo line")
+        + 1;
+    std::fs::write(dir.join("typo.toml"), &typo).expect("write");
     std::fs::write(
         dir.join("unknown-engine.toml"),
         "id = \"unknown-engine\"\nengine = \"nope\"\ndescription = \"x\"\n",
@@ -309,7 +317,7 @@ fn plugins_list_and_check() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("typo.toml:5:1:") && err.contains("ttl_treshold"),
+        err.contains(&format!("typo.toml:{typo_line}:1:")) && err.contains("ttl_treshold"),
         "{err}"
     );
     assert!(

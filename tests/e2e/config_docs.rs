@@ -88,3 +88,36 @@ fn every_key_of_the_code_is_in_the_example_and_unknown_keys_are_located() {
         }
     }
 }
+
+/// Every built-in manifest: an unknown key injected into any of its tables is an
+/// error naming the file and that line (style rule 1).
+#[test]
+fn unknown_keys_in_every_builtin_manifest_are_located() {
+    for (path, source) in mxaudit_checks::BUILTIN_MANIFESTS {
+        let stem = std::path::Path::new(path)
+            .file_stem()
+            .and_then(|s| s.to_str());
+        mxaudit_core::manifest::load(path, stem, source, mxaudit_checks::ENGINES)
+            .expect("manifest loads");
+        let lines: Vec<&str> = source.lines().collect();
+        let headers: Vec<usize> = std::iter::once(0)
+            .chain(
+                lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.trim_start().starts_with('['))
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        for at in headers {
+            let mut mutated = lines.clone();
+            mutated.insert(at, "zz_unknown_key = 1");
+            let text = mutated.join("\n");
+            let err = mxaudit_core::manifest::load(path, stem, &text, mxaudit_checks::ENGINES)
+                .err()
+                .unwrap_or_else(|| panic!("{path}: unknown key after line {at} accepted"));
+            assert!(err.message.contains("zz_unknown_key"), "{path}: {err}");
+            assert_eq!(err.line, at + 1, "{path}: {err}");
+        }
+    }
+}

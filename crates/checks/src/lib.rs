@@ -20,4 +20,21 @@ pub static ENGINES: &[EngineEntry] = &[
 ];
 
 /// The built-in plugin manifests, compiled in: `(name for errors, text)`.
-pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[];
+pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
+    (
+        "builtin:plugins/mx.toml",
+        include_str!("../../../plugins/mx.toml"),
+    ),
+    (
+        "builtin:plugins/address.toml",
+        include_str!("../../../plugins/address.toml"),
+    ),
+    (
+        "builtin:plugins/ptr.toml",
+        include_str!("../../../plugins/ptr.toml"),
+    ),
+    (
+        "builtin:plugins/dmarc.toml",
+        include_str!("../../../plugins/dmarc.toml"),
+    ),
+];

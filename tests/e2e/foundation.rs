@@ -138,6 +138,17 @@ async fn every_foundation_code_with_its_subject() {
             assert!(seen_codes.contains(code), "no test produces {code}");
         }
     }
+    // TTLs are reported as published (hickory would clamp them to one day).
+    let ttl = out
+        .findings
+        .iter()
+        .find(|f| f.code == "mx.ttl_high")
+        .expect("ttl finding");
+    assert!(
+        ttl.evidence[0].contains(" 172800 MX "),
+        "{:?}",
+        ttl.evidence
+    );
     // Findings carry rendered text, evidence and a stable fingerprint.
     for f in &out.findings {
         assert!(

@@ -152,7 +152,12 @@ impl Engine for Mx {
             if mx.len() == 1 {
                 report.push(Observation::new("mx.null", &subject).evidence_lines(evidence));
             } else {
-                let others: Vec<&str> = mx.iter().map(|m| m.1).filter(|h| *h != ".").collect();
+                let others: Vec<&str> = mx
+                    .iter()
+                    .map(|m| m.1)
+                    .filter(|h| *h != ".")
+                    .map(|h| h.trim_end_matches('.'))
+                    .collect();
                 report.push(
                     Observation::new("mx.null_mixed", &subject)
                         .evidence_lines(evidence)

@@ -212,6 +212,10 @@ impl Dns {
         // Keep the CNAME records of a chain: `mx.target_cname` needs them.
         opts.preserve_intermediates = true;
         opts.num_concurrent_reqs = 1;
+        // Report TTLs as published: hickory clamps them to one day by default,
+        // which would hide `mx.ttl_high` of 2 days. RFC 2181 §8: at most 2^31 - 1.
+        opts.positive_max_ttl = Some(Duration::from_secs(i32::MAX as u64));
+        opts.negative_max_ttl = Some(Duration::from_secs(i32::MAX as u64));
         opts.ndots = 0;
         let (resolver_config, nameservers) = if config.nameservers.is_empty() {
             let (system, _opts) = hickory_resolver::system_conf::read_system_conf()

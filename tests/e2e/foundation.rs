@@ -281,3 +281,60 @@ async fn japanese_text_is_rendered() {
         f.title.contains("mail.dangling.example") || f.detail.contains("mail.dangling.example")
     );
 }
+
+#[tokio::test]
+async fn hostile_mx_sets_are_bounded() {
+    let mut body = String::from(
+        "$ORIGIN hostile.test.\n$TTL 300\n@ IN SOA ns1 h 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n",
+    );
+    body.push_str("loop IN MX 10 a.loop\na.loop IN CNAME b.loop\nb.loop IN CNAME a.loop\n");
+    for i in 0..500 {
+        body.push_str(&format!(
+            "many IN MX {i} mx{i}.many\nmx{i}.many IN A 198.51.100.{}\n",
+            i % 250 + 1
+        ));
+    }
+    let zone = mxaudit_testbed::ZoneText {
+        origin: "hostile.test.".to_owned(),
+        text: body,
+    };
+    let server = DnsServer::start(&[zone]).await.expect("starts");
+    let dns = dns_client(server.addr());
+    let started = std::time::Instant::now();
+    let out = run(
+        &plugins(&["mx"]),
+        &[
+            target("many.hostile.test", None),
+            target("loop.hostile.test", None),
+        ],
+        &dns,
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // 500 MX: only the 20 most preferred hosts are resolved, and the report says so.
+    assert!(
+        server.count_of("mx19.many.hostile.test.", "A") == 1
+            && server.count_of("mx20.many.hostile.test.", "A") == 0
+    );
+    let many = out
+        .checks
+        .iter()
+        .find(|c| c.domain == "many.hostile.test")
+        .expect("status");
+    assert_eq!(many.status, CheckStatus::Error);
+    assert!(
+        many.detail.as_deref().is_some_and(|d| d.contains("500 MX")),
+        "{many:?}"
+    );
+    // A CNAME loop at the MX host is a decided failure or an unresolvable host, never a hang.
+    let looped = out
+        .checks
+        .iter()
+        .find(|c| c.domain == "loop.hostile.test")
+        .expect("status");
+    assert_ne!(looped.status, CheckStatus::Pass, "{looped:?}");
+}

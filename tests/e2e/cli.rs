@@ -3,15 +3,10 @@
 
 use std::process::Output;
 
-use mxaudit_testbed::{DnsServer, ZoneText, demo};
+use mxaudit_testbed::{DnsServer, ZoneText};
 
+use crate::support::demo_server;
 use crate::support::mxaudit_run;
-
-async fn demo_server() -> DnsServer {
-    DnsServer::start_with_faults(&demo::zones(), &demo::faults().expect("faults"))
-        .await
-        .expect("starts")
-}
 
 async fn mxaudit_async(args: Vec<String>) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))

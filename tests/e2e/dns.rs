@@ -4,18 +4,13 @@
 use std::time::{Duration, Instant};
 
 use mxaudit_dns::{Answer, DomainName, LookupFailure, RType};
-use mxaudit_testbed::{DnsServer, Fault, ZoneText, demo};
+use mxaudit_testbed::{DnsServer, Fault, ZoneText};
 
+use crate::support::demo_server;
 use crate::support::dns_client;
 
 fn name(s: &str) -> DomainName {
     DomainName::parse(s).expect("valid name")
-}
-
-async fn demo_server() -> DnsServer {
-    DnsServer::start_with_faults(&demo::zones(), &demo::faults().expect("faults parse"))
-        .await
-        .expect("server starts")
 }
 
 #[tokio::test]

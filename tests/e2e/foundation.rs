@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use mxaudit_core::{CheckStatus, Severity};
-use mxaudit_testbed::{DnsServer, demo};
+use mxaudit_testbed::DnsServer;
 
+use crate::support::demo_server;
 use crate::support::{codes_for, dns_client, plugins, run, target};
 
 const FOUNDATION: &[&str] = &["mx", "address", "ptr", "dmarc"];
@@ -109,12 +110,6 @@ const EXPECTED: &[Case] = &[
         &[("mx.lookup_failed", "slow.example")],
     ),
 ];
-
-async fn demo_server() -> DnsServer {
-    DnsServer::start_with_faults(&demo::zones(), &demo::faults().expect("faults"))
-        .await
-        .expect("starts")
-}
 
 #[tokio::test]
 async fn every_foundation_code_with_its_subject() {

@@ -125,3 +125,11 @@ pub fn codes_for(out: &RunOutput, domain: &str) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// The demo world (crates/testbed/worlds/demo) served with its faults.
+pub async fn demo_server() -> DnsServer {
+    let faults = mxaudit_testbed::demo::faults().expect("faults parse");
+    DnsServer::start_with_faults(&mxaudit_testbed::demo::zones(), &faults)
+        .await
+        .expect("testbed DNS server starts")
+}

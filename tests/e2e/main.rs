@@ -9,5 +9,7 @@ mod config_docs;
 mod dns;
 /// The mx, address, ptr and dmarc checks against the demo world.
 mod foundation;
+/// Checks without Rust: dns_assert, exec, user plugin directories, generated docs.
+mod plugins;
 /// Shared helpers: testbed DNS, clients, the runner, the binary.
 mod support;

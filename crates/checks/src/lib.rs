@@ -5,6 +5,8 @@
 
 pub mod address;
 pub mod dmarc;
+pub mod dns_assert;
+pub mod exec;
 pub mod mx;
 pub mod ptr;
 pub mod resolve;
@@ -17,24 +19,29 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<address::Address>(),
     EngineEntry::of::<ptr::Ptr>(),
     EngineEntry::of::<dmarc::Dmarc>(),
+    EngineEntry::of::<dns_assert::DnsAssert>(),
+    EngineEntry::of::<exec::Exec>(),
 ];
 
-/// The built-in plugin manifests, compiled in: `(name for errors, text)`.
+/// `("builtin:plugins/<stem>.toml", <text>)`, compiled in.
+macro_rules! manifest {
+    ($stem:literal) => {
+        (
+            concat!("builtin:plugins/", $stem, ".toml"),
+            include_str!(concat!("../../../plugins/", $stem, ".toml")),
+        )
+    };
+}
+
+/// The built-in plugin manifests, compiled in: `(name for errors, text)`; one
+/// line per manifest, in `plugins list` order.
 pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
-    (
-        "builtin:plugins/mx.toml",
-        include_str!("../../../plugins/mx.toml"),
-    ),
-    (
-        "builtin:plugins/address.toml",
-        include_str!("../../../plugins/address.toml"),
-    ),
-    (
-        "builtin:plugins/ptr.toml",
-        include_str!("../../../plugins/ptr.toml"),
-    ),
-    (
-        "builtin:plugins/dmarc.toml",
-        include_str!("../../../plugins/dmarc.toml"),
-    ),
+    manifest!("mx"),
+    manifest!("address"),
+    manifest!("ptr"),
+    manifest!("dmarc"),
+    manifest!("mta-sts"),
+    manifest!("tlsrpt"),
+    manifest!("dkim-microsoft365-selector1"),
+    manifest!("dkim-microsoft365-selector2"),
 ];

@@ -75,6 +75,9 @@ pub struct AuditArgs {
     /// Configuration file (audit.toml).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A directory of your own plugin manifests (repeatable).
+    #[arg(long = "plugins-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
     /// Treat addresses in this range as ordinary public addresses (repeatable).
     #[arg(long = "allow-target", value_name = "CIDR")]
     pub allow_targets: Vec<IpNet>,
@@ -103,8 +106,21 @@ pub struct DemoArgs {
 /// `mxaudit plugins …`.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// List the loaded plugins with their engine and the codes they can emit.
-    List,
+    /// List the loaded plugins with their engine, source and the codes they can emit.
+    List {
+        /// A directory of your own plugin manifests (repeatable).
+        #[arg(long = "plugins-dir", value_name = "DIR")]
+        plugin_dirs: Vec<PathBuf>,
+        /// Configuration file whose `plugin_dirs` to load.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Write docs/plugins.md and docs/findings.md from the built-in manifests.
+    Doc {
+        /// The output directory.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
     /// Validate the manifests (*.toml) of a directory, offline.
     Check {
         /// The directory.

@@ -1,7 +1,7 @@
 //! Turns command-line arguments and the configuration file into what a run
 //! needs: plugins, targets, the DNS client, the address policy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
@@ -23,12 +23,22 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
     Config::parse(&path.display().to_string(), &text).map_err(usage)
 }
 
-/// The built-in plugins (user plugin directories come with the configuration).
-pub fn plugin_set() -> Result<PluginSet, Failure> {
+/// The built-in plugins plus those of the user's directories: the
+/// configuration's `plugin_dirs` (relative to the configuration file) and
+/// `--plugins-dir`.
+pub fn plugin_set(
+    config: &Config,
+    config_path: Option<&Path>,
+    extra_dirs: &[PathBuf],
+) -> Result<PluginSet, Failure> {
+    let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
+    let mut dirs: Vec<PathBuf> = config.plugin_dirs.iter().map(|d| base.join(d)).collect();
+    dirs.extend(extra_dirs.iter().cloned());
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     PluginSet::load(
         mxaudit_checks::ENGINES,
         mxaudit_checks::BUILTIN_MANIFESTS,
-        &[],
+        &dirs,
     )
     .map_err(usage)
 }
@@ -86,11 +96,16 @@ pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure
     } else {
         for d in &config.domains {
             let domain = DomainName::parse(d.name.get_ref()).map_err(usage)?;
-            let profile = match (&cli_profile, &d.profile) {
+            let mut profile = match (&cli_profile, &d.profile) {
                 (Some(p), _) => Some(p.clone()),
                 (None, Some(id)) => Some(find_profile(&profiles, id.get_ref())?),
                 (None, None) => None,
             };
+            if let (Some(p), Some(tenant)) = (&profile, &d.tenant) {
+                let mut with_tenant = (**p).clone();
+                with_tenant.tenant = Some(tenant.clone());
+                profile = Some(Arc::new(with_tenant));
+            }
             let mut outbound_ips = d.outbound_ips.clone();
             outbound_ips.extend(args.outbound_ips.iter().copied());
             out.push(Target {

@@ -27,6 +27,9 @@ pub struct Config {
     /// Address ranges treated as ordinary public addresses (labs, internal networks).
     #[serde(default)]
     pub allow_targets: Vec<IpNet>,
+    /// Directories of user plugin manifests (relative to the configuration file).
+    #[serde(default)]
+    pub plugin_dirs: Vec<String>,
     /// How to reach DNS.
     #[serde(default)]
     pub resolver: ResolverSection,
@@ -104,6 +107,9 @@ pub struct DomainSection {
     /// Free-form tags for selection.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The domain's tenant at its profile's provider (overrides the profile's).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// `[profiles.<id>]`: a user-defined profile.
@@ -121,6 +127,9 @@ pub struct ProfileSection {
     /// SPF include.
     #[serde(default)]
     pub spf_include: Option<String>,
+    /// The customer's tenant at the provider.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 impl Config {
@@ -183,6 +192,7 @@ impl Config {
                 mx_patterns: p.mx_patterns.clone(),
                 mx_host: p.mx_host.clone(),
                 spf_include: p.spf_include.clone(),
+                tenant: p.tenant.clone(),
             });
         }
         all

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod check;
 pub mod config;
+pub mod docs;
 pub mod manifest;
 pub mod model;
 pub mod profile;

@@ -29,6 +29,10 @@ pub struct Profile {
     /// The SPF include the provider's senders need.
     #[serde(default)]
     pub spf_include: Option<String>,
+    /// The customer's tenant at the provider (Microsoft 365: `contoso` of
+    /// `contoso.onmicrosoft.com`), for checks such as the DKIM selector CNAMEs.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 impl Profile {

@@ -42,38 +42,64 @@ impl PluginSet {
     }
 
     fn add_user(&mut self, plugin: Plugin, path: &str) -> Result<(), Located> {
-        match self
+        let err = |message: String| Located {
+            path: path.to_owned(),
+            line: 0,
+            column: 0,
+            message,
+        };
+        let existing = self
             .plugins
             .iter()
-            .position(|p| p.meta.id == plugin.meta.id)
-        {
+            .position(|p| p.meta.id == plugin.meta.id);
+        let replaces = match existing {
             Some(i)
                 if plugin.override_builtin
                     && self.plugins[i].meta.source.starts_with("builtin:") =>
             {
-                self.plugins[i] = plugin;
-                Ok(())
+                Some(i)
             }
-            Some(i) => Err(Located {
-                path: path.to_owned(),
-                line: 0,
-                column: 0,
-                message: format!(
+            Some(i) => {
+                let builtin = self.plugins[i].meta.source.starts_with("builtin:");
+                return Err(err(format!(
                     "id: `{}` is already defined by {}{}",
                     plugin.meta.id,
                     self.plugins[i].meta.source,
-                    if self.plugins[i].meta.source.starts_with("builtin:") {
+                    if builtin {
                         " (add `override = true` to replace it)"
                     } else {
                         ""
                     }
-                ),
-            }),
-            None => {
-                self.plugins.push(plugin);
-                Ok(())
+                )));
+            }
+            None => None,
+        };
+        // findings.md: a user code must not reuse the family of a built-in plugin
+        // unless the manifest replaces that plugin; dashboards key on the families.
+        for code in plugin.meta.findings.keys() {
+            let family = code.split('.').next().unwrap_or_default();
+            let owner = self.plugins.iter().enumerate().find(|(_, p)| {
+                p.meta.source.starts_with("builtin:")
+                    && p.meta
+                        .findings
+                        .keys()
+                        .any(|c| c.split('.').next() == Some(family))
+            });
+            if let Some((i, owner)) = owner
+                && replaces != Some(i)
+            {
+                return Err(err(format!(
+                    "finding.\"{code}\": the family `{family}.` belongs to built-in plugin `{}`; use a family of your own (e.g. `acme.{}`)",
+                    owner.meta.id,
+                    code.split('.').nth(1).unwrap_or("name")
+                )));
             }
         }
+        match replaces {
+            Some(i) => self.plugins[i] = plugin,
+            None => self.plugins.push(plugin),
+        }
+        Ok(())
     }
 
     /// The plugins to run: `only` (when given) or every enabled plugin, minus

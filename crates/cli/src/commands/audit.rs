@@ -42,7 +42,7 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
             .map_err(|e: String| usage(anyhow!("--fail-on: {e}")))?,
         None => config.fail_on.unwrap_or(Severity::High),
     };
-    let set = setup::plugin_set()?;
+    let set = setup::plugin_set(config, args.config.as_deref(), &args.plugin_dirs)?;
     let plugins = setup::select_plugins(&set, args, config)?;
     let targets = setup::targets(args, config)?;
     let dns = setup::dns(&args.dns, config)?;

@@ -1,22 +1,31 @@
-//! `mxaudit plugins list|check`.
+//! `mxaudit plugins list|check|doc`.
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 
+use mxaudit_core::config::Config;
 use mxaudit_core::manifest;
 use mxaudit_core::registry::read_manifest_dir;
 
 use crate::args::PluginsCommand;
-use crate::{Failure, setup, usage};
+use crate::commands::audit::write_atomic;
+use crate::{Failure, failed, setup, usage};
 
 /// Runs `mxaudit plugins …`.
 pub fn run(cmd: PluginsCommand) -> Result<u8, Failure> {
     match cmd {
-        PluginsCommand::List => {
-            let set = setup::plugin_set()?;
+        PluginsCommand::List {
+            plugin_dirs,
+            config,
+        } => {
+            let cfg = match &config {
+                Some(path) => setup::load_config(path)?,
+                None => Config::default(),
+            };
+            let set = setup::plugin_set(&cfg, config.as_deref(), &plugin_dirs)?;
             for p in &set.plugins {
                 let codes: Vec<&str> = p.meta.findings.keys().map(String::as_str).collect();
                 println!(
-                    "{:<24} engine={:<10} {} source={}\n    {}\n    codes: {}",
+                    "{:<30} engine={:<10} {} source={}\n    {}\n    codes: {}",
                     p.meta.id,
                     p.meta.engine,
                     if p.enabled { "enabled " } else { "disabled" },
@@ -51,6 +60,23 @@ pub fn run(cmd: PluginsCommand) -> Result<u8, Failure> {
                     files.len()
                 )));
             }
+            Ok(0)
+        }
+        PluginsCommand::Doc { out } => {
+            let set = setup::plugin_set(&Config::default(), None, &[])?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))
+                .map_err(failed)?;
+            let plugins =
+                mxaudit_core::docs::plugins_markdown(&set.plugins, mxaudit_checks::ENGINES);
+            let findings = mxaudit_core::docs::findings_markdown(&set.plugins);
+            write_atomic(&out.join("plugins.md"), plugins.as_bytes()).map_err(failed)?;
+            write_atomic(&out.join("findings.md"), findings.as_bytes()).map_err(failed)?;
+            println!(
+                "wrote {} and {}",
+                out.join("plugins.md").display(),
+                out.join("findings.md").display()
+            );
             Ok(0)
         }
     }

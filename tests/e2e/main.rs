@@ -7,6 +7,8 @@ mod cli;
 mod config_docs;
 /// The DNS layer: typed outcomes, de-duplication, TCP fallback, hostile answers.
 mod dns;
+/// Reading bounces: DSNs, NDR texts, malformed input, --audit.
+mod explain;
 /// The mx, address, ptr and dmarc checks against the demo world.
 mod foundation;
 /// Checks without Rust: dns_assert, exec, user plugin directories, generated docs.

@@ -31,6 +31,34 @@ pub enum Command {
     /// Validate a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Explain a bounce: an RFC 3464 DSN (.eml) or the pasted text of an NDR.
+    Explain(ExplainArgs),
+}
+
+/// `mxaudit explain`.
+#[derive(Debug, Args, Clone)]
+pub struct ExplainArgs {
+    /// The bounce file, or `-` for standard input.
+    pub file: PathBuf,
+    /// Output format: text, json, markdown.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// Language of the explanation: en or ja.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// A table of your own status codes (same format as crates/bounce/codes.toml),
+    /// tried before the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub codes: Option<PathBuf>,
+    /// Also run the checks that would confirm each cause, on the domains involved.
+    #[arg(long)]
+    pub audit: bool,
+    /// DNS options for --audit.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// Treat addresses in this range as public (for --audit; repeatable).
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<IpNet>,
 }
 
 /// Options shared by commands that ask DNS.

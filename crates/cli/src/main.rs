@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             Command::Demo(d) => commands::demo::run(d).await,
             Command::Plugins(p) => commands::plugins::run(p),
             Command::Config(c) => commands::config::run(c),
+            Command::Explain(e) => commands::explain::run(e).await,
         }
     });
     match result {

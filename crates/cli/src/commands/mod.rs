@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod plugins;

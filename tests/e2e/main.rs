@@ -13,5 +13,7 @@ mod explain;
 mod foundation;
 /// Checks without Rust: dns_assert, exec, user plugin directories, generated docs.
 mod plugins;
+/// The MX-migration checklist.
+mod preflight;
 /// Shared helpers: testbed DNS, clients, the runner, the binary.
 mod support;

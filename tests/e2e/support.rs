@@ -96,6 +96,7 @@ pub fn target(domain: &str, profile: Option<&str>) -> Target {
             )
         }),
         outbound_ips: Vec::new(),
+        smart_host: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod dmarc;
 pub mod dns_assert;
 pub mod exec;
 pub mod mx;
+pub mod preflight;
 pub mod ptr;
 pub mod resolve;
 
@@ -21,6 +22,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<dmarc::Dmarc>(),
     EngineEntry::of::<dns_assert::DnsAssert>(),
     EngineEntry::of::<exec::Exec>(),
+    EngineEntry::of::<preflight::Preflight>(),
 ];
 
 /// `("builtin:plugins/<stem>.toml", <text>)`, compiled in.
@@ -44,4 +46,5 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("tlsrpt"),
     manifest!("dkim-microsoft365-selector1"),
     manifest!("dkim-microsoft365-selector2"),
+    manifest!("preflight"),
 ];

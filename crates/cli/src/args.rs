@@ -33,6 +33,36 @@ pub enum Command {
     Config(ConfigCommand),
     /// Explain a bounce: an RFC 3464 DSN (.eml) or the pasted text of an NDR.
     Explain(ExplainArgs),
+    /// Go/no-go checklist before moving a domain's MX to a provider.
+    Preflight(Box<PreflightArgs>),
+}
+
+/// `mxaudit preflight`.
+#[derive(Debug, Args, Clone)]
+pub struct PreflightArgs {
+    /// The domain whose MX will move.
+    pub domain: String,
+    /// The provider profile the MX moves to, e.g. microsoft365.
+    #[arg(long = "to", value_name = "PROFILE")]
+    pub to: String,
+    /// The on-premises host the provider's connector will deliver to.
+    #[arg(long = "smart-host", value_name = "HOST")]
+    pub smart_host: Option<String>,
+    /// Output format: text, json, markdown.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// Language: en or ja.
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<String>,
+    /// Configuration file (profiles, resolver, allow_targets).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// DNS options.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    /// Treat addresses in this range as public (repeatable).
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<IpNet>,
 }
 
 /// `mxaudit explain`.

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::Plugins(p) => commands::plugins::run(p),
             Command::Config(c) => commands::config::run(c),
             Command::Explain(e) => commands::explain::run(e).await,
+            Command::Preflight(p) => commands::preflight::run(*p).await,
         }
     });
     match result {

@@ -91,6 +91,7 @@ pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure
                 domain,
                 profile: cli_profile.clone(),
                 outbound_ips: args.outbound_ips.clone(),
+                smart_host: None,
             });
         }
     } else {
@@ -112,6 +113,12 @@ pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure
                 domain,
                 profile,
                 outbound_ips,
+                smart_host: d
+                    .smart_host
+                    .as_deref()
+                    .map(DomainName::parse)
+                    .transpose()
+                    .map_err(usage)?,
             });
         }
     }

@@ -52,6 +52,21 @@ pub struct Target {
     pub profile: Option<Arc<Profile>>,
     /// Addresses the domain sends mail from (SPF, DNSBL, PTR checks).
     pub outbound_ips: Vec<IpAddr>,
+    /// The on-premises host a mail service delivers to (its connector's smart
+    /// host), checked by `preflight`.
+    pub smart_host: Option<DomainName>,
+}
+
+impl Target {
+    /// A target with no profile, outbound address or smart host.
+    pub fn new(domain: DomainName) -> Target {
+        Target {
+            domain,
+            profile: None,
+            outbound_ips: Vec::new(),
+            smart_host: None,
+        }
+    }
 }
 
 /// What a check may use while it runs.

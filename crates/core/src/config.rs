@@ -110,6 +110,9 @@ pub struct DomainSection {
     /// The domain's tenant at its profile's provider (overrides the profile's).
     #[serde(default)]
     pub tenant: Option<String>,
+    /// The on-premises host the provider's connector delivers to (preflight).
+    #[serde(default)]
+    pub smart_host: Option<String>,
 }
 
 /// `[profiles.<id>]`: a user-defined profile.
@@ -130,6 +133,9 @@ pub struct ProfileSection {
     /// The customer's tenant at the provider.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// The provider's outbound address ranges (for the firewall advice of preflight).
+    #[serde(default)]
+    pub outbound_ranges: Vec<IpNet>,
 }
 
 impl Config {
@@ -145,6 +151,16 @@ impl Config {
                     source,
                     Some(d.name.span()),
                     format!("domains.name: {e}"),
+                ));
+            }
+            if let Some(h) = &d.smart_host
+                && let Err(e) = mxaudit_dns::DomainName::parse(h)
+            {
+                return Err(Located::at(
+                    path,
+                    source,
+                    None,
+                    format!("domains.smart_host: {e}"),
                 ));
             }
             if let Some(p) = &d.profile
@@ -193,6 +209,7 @@ impl Config {
                 mx_host: p.mx_host.clone(),
                 spf_include: p.spf_include.clone(),
                 tenant: p.tenant.clone(),
+                outbound_ranges: p.outbound_ranges.clone(),
             });
         }
         all

@@ -33,6 +33,10 @@ pub struct Profile {
     /// `contoso.onmicrosoft.com`), for checks such as the DKIM selector CNAMEs.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// The provider's outbound address ranges, when the user supplies them: the
+    /// on-premises firewall must let them reach port 25 (seed 000).
+    #[serde(default)]
+    pub outbound_ranges: Vec<ipnet::IpNet>,
 }
 
 impl Profile {

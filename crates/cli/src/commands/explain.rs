@@ -177,6 +177,7 @@ async fn audit_causes(
             domain: name,
             profile: None,
             outbound_ips: Vec::new(),
+            smart_host: None,
         };
         let opts = mxaudit_core::runner::RunOptions {
             lang,

@@ -1,0 +1,250 @@
+//! `mxaudit preflight DOMAIN --to PROFILE [--smart-host HOST]`: the go/no-go
+//! checklist for moving MX (seed 000, seed 003). Each line is OK, WARN or
+//! BLOCKER; exit status 1 while any BLOCKER remains.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use mxaudit_core::config::Config;
+use mxaudit_core::runner::{self, RunOptions};
+use mxaudit_core::text::{escape_markdown, escape_terminal};
+use mxaudit_core::{CheckResult, Finding, Lang, Severity, Target};
+use mxaudit_dns::DomainName;
+
+use crate::args::{AuditArgs, PreflightArgs};
+use crate::{Failure, setup, usage};
+
+/// OK, WARN or BLOCKER, from a finding's severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LineStatus {
+    /// Fine.
+    Ok,
+    /// Needs attention; does not stop the move.
+    Warn,
+    /// Stops the move.
+    Blocker,
+}
+
+impl LineStatus {
+    fn label(self) -> &'static str {
+        match self {
+            LineStatus::Ok => "OK",
+            LineStatus::Warn => "WARN",
+            LineStatus::Blocker => "BLOCKER",
+        }
+    }
+}
+
+fn status_of(severity: Severity) -> LineStatus {
+    match severity {
+        Severity::Info => LineStatus::Ok,
+        Severity::Low | Severity::Medium => LineStatus::Warn,
+        Severity::High | Severity::Critical => LineStatus::Blocker,
+    }
+}
+
+#[derive(Serialize)]
+struct Line {
+    status: LineStatus,
+    #[serde(flatten)]
+    finding: Finding,
+}
+
+#[derive(Serialize)]
+struct Checklist {
+    domain: String,
+    provider: String,
+    smart_host: Option<String>,
+    verdict: &'static str,
+    blockers: usize,
+    warnings: usize,
+    lines: Vec<Line>,
+    checks: Vec<CheckResult>,
+}
+
+/// Runs `mxaudit preflight`.
+pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
+    let config = match &args.config {
+        Some(path) => setup::load_config(path)?,
+        None => Config::default(),
+    };
+    let lang: Lang = match &args.lang {
+        Some(l) => l
+            .parse()
+            .map_err(|e: String| usage(anyhow!("--lang: {e}")))?,
+        None => config.language.unwrap_or_default(),
+    };
+    let domain = DomainName::parse(&args.domain).map_err(usage)?;
+    let smart_host = args
+        .smart_host
+        .as_deref()
+        .map(DomainName::parse)
+        .transpose()
+        .map_err(usage)?;
+    let profiles = config.all_profiles();
+    let profile = profiles
+        .iter()
+        .find(|p| p.id == args.to)
+        .cloned()
+        .ok_or_else(|| {
+            let ids: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
+            usage(anyhow!(
+                "--to: unknown profile `{}` (known: {})",
+                args.to.escape_debug(),
+                ids.join(", ")
+            ))
+        })?;
+    let set = setup::plugin_set(&config, args.config.as_deref(), &[])?;
+    let plugins = set
+        .select(Some(&["preflight".to_owned()]), &[])
+        .map_err(|e| usage(anyhow!(e)))?;
+    let audit_args = AuditArgs {
+        allow_targets: args.allow_targets.clone(),
+        ..AuditArgs::default()
+    };
+    let dns = setup::dns(&args.dns, &config)?;
+    let policy = setup::address_policy(&audit_args, &config);
+    let target = Target {
+        domain: domain.clone(),
+        profile: Some(Arc::new(profile.clone())),
+        outbound_ips: Vec::new(),
+        smart_host: smart_host.clone(),
+    };
+    let opts = RunOptions {
+        lang,
+        severity: config.plugins.severity.clone(),
+        ..RunOptions::default()
+    };
+    let out = runner::run(&plugins, &[target], &dns, policy, &opts).await;
+    // The checklist in the order the engine reports it (today, target, path back).
+    let mut lines: Vec<Line> = out
+        .findings
+        .into_iter()
+        .map(|f| Line {
+            status: status_of(f.severity),
+            finding: f,
+        })
+        .collect();
+    lines.sort_by_key(|l| std::cmp::Reverse(l.status == LineStatus::Blocker));
+    let blockers = lines
+        .iter()
+        .filter(|l| l.status == LineStatus::Blocker)
+        .count();
+    let warnings = lines
+        .iter()
+        .filter(|l| l.status == LineStatus::Warn)
+        .count();
+    let undecided = out
+        .checks
+        .iter()
+        .any(|c| c.status == mxaudit_core::CheckStatus::Error);
+    let checklist = Checklist {
+        domain: domain.to_string(),
+        provider: profile.description.clone(),
+        smart_host: smart_host.map(|h| h.to_string()),
+        verdict: if blockers > 0 {
+            "NO-GO"
+        } else if undecided {
+            "UNDECIDED"
+        } else {
+            "GO"
+        },
+        blockers,
+        warnings,
+        lines,
+        checks: out.checks,
+    };
+    let text = match args.format.as_str() {
+        "json" => serde_json::to_string_pretty(&checklist).map_err(crate::failed)? + "\n",
+        "text" => render(&checklist, escape_terminal, false),
+        "markdown" | "md" => render(&checklist, escape_markdown, true),
+        other => {
+            return Err(usage(anyhow!(
+                "--format: unknown format `{other}` (text, json, markdown)"
+            )));
+        }
+    };
+    print!("{text}");
+    Ok(if checklist.blockers > 0 || undecided {
+        1
+    } else {
+        0
+    })
+}
+
+fn render(c: &Checklist, esc: fn(&str) -> String, markdown: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}Preflight: {} → {}{}",
+        if markdown { "# " } else { "" },
+        esc(&c.domain),
+        esc(&c.provider),
+        c.smart_host
+            .as_deref()
+            .map(|h| format!(" (smart host {})", esc(h)))
+            .unwrap_or_default()
+    );
+    if markdown {
+        let _ = writeln!(
+            s,
+            "\n| status | check | subject | connector code |\n|---|---|---|---|"
+        );
+        for l in &c.lines {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                l.status.label(),
+                esc(&l.finding.title),
+                esc(&l.finding.subject),
+                esc(&l.finding.ndr.join("; "))
+            );
+        }
+        s.push('\n');
+    }
+    for l in &c.lines {
+        let tag = format!("{:<7}", l.status.label());
+        let f = &l.finding;
+        let _ = writeln!(
+            s,
+            "\n{}{tag}  {}",
+            if markdown { "- " } else { "" },
+            esc(&f.title)
+        );
+        let _ = writeln!(s, "         {}", esc(&f.detail));
+        if l.status != LineStatus::Ok {
+            for line in f.remediation.lines().filter(|l| !l.trim().is_empty()) {
+                let _ = writeln!(s, "         → {}", esc(line));
+            }
+            if !f.ndr.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "         Otherwise senders see: {}",
+                    esc(&f.ndr.join("; "))
+                );
+            }
+        }
+    }
+    for check in c
+        .checks
+        .iter()
+        .filter(|c| c.status == mxaudit_core::CheckStatus::Error)
+    {
+        let _ = writeln!(
+            s,
+            "\nUNDECIDED  {}: {}",
+            esc(&check.plugin),
+            esc(check.detail.as_deref().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nVerdict: {} ({} blocker(s), {} warning(s))",
+        c.verdict, c.blockers, c.warnings
+    );
+    s
+}

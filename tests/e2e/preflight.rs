@@ -1,0 +1,229 @@
+//! `mxaudit preflight`: each checklist line against testbed worlds where it
+//! occurs, the verdict and the exit status.
+
+use serde_json::Value;
+
+use mxaudit_testbed::DnsServer;
+
+use crate::support::{dns_server, fixture};
+
+async fn preflight(server: &DnsServer, args: &[&str]) -> (i32, Value) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+        .arg("preflight")
+        .args(args)
+        .args([
+            "--to",
+            "microsoft365",
+            "--format",
+            "json",
+            "--nameserver",
+            &server.addr().to_string(),
+        ])
+        .args(["--timeout", "500ms", "--attempts", "0"])
+        .args([
+            "--allow-target",
+            "198.51.100.0/24",
+            "--allow-target",
+            "203.0.113.0/24",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn lines(v: &Value) -> Vec<(String, String)> {
+    v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["status"].as_str().unwrap_or("").to_owned(),
+                l["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn has(v: &Value, status: &str, code: &str) -> bool {
+    lines(v).contains(&(status.to_owned(), code.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checklist_lines_and_verdicts() {
+    let server = dns_server(&fixture("zones/preflight")).await;
+
+    let (code, v) = preflight(&server, &["ready.test", "--smart-host", "mail.ready.test"]).await;
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["verdict"], "GO");
+    for (status, line) in [
+        ("OK", "preflight.mx_current"),
+        ("OK", "preflight.propagation"),
+        ("OK", "preflight.target_ready"),
+        ("OK", "preflight.mx_change"),
+        ("WARN", "preflight.spf_change"),
+        ("OK", "preflight.dmarc_ok"),
+        ("OK", "preflight.a_ok"),
+        ("OK", "preflight.smarthost_ok"),
+    ] {
+        assert!(has(&v, status, line), "{status} {line} in {:?}", lines(&v));
+    }
+    let spf = v["lines"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|l| l["code"] == "preflight.spf_change")
+        .expect("spf");
+    assert!(
+        spf["detail"]
+            .as_str()
+            .expect("d")
+            .contains("v=spf1 ip4:198.51.100.5 include:spf.protection.outlook.com -all"),
+        "{spf:#}"
+    );
+    let change = v["lines"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|l| l["code"] == "preflight.mx_change")
+        .expect("mx");
+    assert!(
+        change["title"]
+            .as_str()
+            .expect("t")
+            .contains("ready-test.mail.protection.outlook.com"),
+        "{change:#}"
+    );
+    assert!(
+        change["title"]
+            .as_str()
+            .expect("t")
+            .contains("mail.ready.test"),
+        "{change:#}"
+    );
+
+    let (code, v) = preflight(&server, &["done.test"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        has(&v, "OK", "preflight.spf_ready") && v["warnings"] == 0,
+        "{:?}",
+        lines(&v)
+    );
+
+    let (code, v) = preflight(&server, &["notprovisioned.test"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(v["verdict"], "NO-GO");
+    assert!(
+        has(&v, "BLOCKER", "preflight.target_unresolvable"),
+        "{:?}",
+        lines(&v)
+    );
+    assert!(has(&v, "WARN", "preflight.dmarc_missing") && has(&v, "WARN", "preflight.spf_change"));
+
+    let (code, v) = preflight(&server, &["bypass.test"]).await;
+    assert_eq!(code, 1);
+    let bypass: Vec<_> = v["lines"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .filter(|l| l["code"] == "preflight.bypass_host")
+        .collect();
+    assert_eq!(bypass.len(), 1);
+    assert_eq!(bypass[0]["subject"], "backup.bypass.test");
+
+    let (_, v) = preflight(&server, &["slow.test"]).await;
+    assert!(
+        has(&v, "WARN", "preflight.propagation_slow") && has(&v, "WARN", "preflight.a_missing"),
+        "{:?}",
+        lines(&v)
+    );
+    let slow = v["lines"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|l| l["code"] == "preflight.propagation_slow")
+        .expect("slow");
+    assert!(
+        slow["title"].as_str().expect("t").contains("2days"),
+        "{slow:#}"
+    );
+
+    let (code, v) = preflight(
+        &server,
+        &["ready.test", "--smart-host", "nowhere.ready.test"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    let line = v["lines"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|l| l["code"] == "preflight.smarthost_unresolvable")
+        .expect("line");
+    assert_eq!(line["status"], "BLOCKER");
+    assert_eq!(
+        line["ndr"],
+        serde_json::json!(["450 4.4.312 DNS query failed"])
+    );
+
+    let (code, v) = preflight(
+        &server,
+        &["ready.test", "--smart-host", "private-smarthost.test"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        has(&v, "BLOCKER", "preflight.smarthost_private"),
+        "{:?}",
+        lines(&v)
+    );
+
+    let (code, v) = preflight(&server, &["broken.test"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        has(&v, "BLOCKER", "preflight.lookup_failed"),
+        "{:?}",
+        lines(&v)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_and_markdown_checklists() {
+    let server = dns_server(&fixture("zones/preflight")).await;
+    for (format, needle) in [("text", "BLOCKER  "), ("markdown", "| BLOCKER |")] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+            .args([
+                "preflight",
+                "bypass.test",
+                "--to",
+                "microsoft365",
+                "--format",
+                format,
+                "--lang",
+                "ja",
+            ])
+            .args([
+                "--nameserver",
+                &server.addr().to_string(),
+                "--allow-target",
+                "198.51.100.0/24",
+                "--allow-target",
+                "203.0.113.0/24",
+            ])
+            .output()
+            .await
+            .expect("runs");
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            s.contains(needle) && s.contains("Verdict: NO-GO"),
+            "{format}: {s}"
+        );
+        assert!(s.contains("迂回"), "{format}: Japanese text: {s}");
+    }
+    let out = crate::support::mxaudit_run(&["preflight", "x.test", "--to", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile `nope`"));
+}

@@ -131,7 +131,14 @@ async fn jsonl_markdown_text_and_output_file() {
     let server = demo_server().await;
     let out = mxaudit_async(audit_args(
         &server,
-        &["dangling.example", "private.example", "--format", "jsonl"],
+        &[
+            "dangling.example",
+            "private.example",
+            "--plugins",
+            "mx,address,ptr,dmarc",
+            "--format",
+            "jsonl",
+        ],
     ))
     .await;
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)

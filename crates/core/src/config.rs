@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -45,7 +46,118 @@ pub struct Config {
     /// User-defined provider profiles, by id.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileSection>,
+    /// Run history.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Delivery to sinks: retries and the spool.
+    #[serde(default)]
+    pub delivery: DeliverySection,
+    /// The daemon's HTTP endpoint.
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    /// Cron schedules of the daemon.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSection>,
+    /// Sinks, parsed in two stages: the common keys here, the type's own keys
+    /// by the sink type (`crates/sinks`), both with located errors.
+    #[serde(skip)]
+    pub sinks: Vec<SinkSection>,
+    /// The file's path, for errors found later (sink keys).
+    #[serde(skip)]
+    pub path: String,
+    /// The file's text, for the second stage of the sink parse.
+    #[serde(skip)]
+    pub source: String,
 }
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// SQLite file (relative to the configuration file). Default `mxaudit.db`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Environment variable holding a database URL (`postgres://…`), for a
+    /// store shared by several agents; overrides `path`.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Runs kept per domain set in the trend of reports.
+    #[serde(default)]
+    pub trend_runs: Option<usize>,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySection {
+    /// Undelivered batches wait here (relative to the configuration file). Default `spool`.
+    #[serde(default)]
+    pub spool_dir: Option<String>,
+    /// Attempts per batch in one run before it is spooled.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// First backoff; doubled per attempt, with full jitter.
+    #[serde(default, with = "humantime_serde")]
+    pub backoff: Option<Duration>,
+    /// Longest backoff (and longest `Retry-After` honoured).
+    #[serde(default, with = "humantime_serde")]
+    pub max_backoff: Option<Duration>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Address of `/healthz` and `/metrics`, e.g. `127.0.0.1:9109`. Default: off.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+/// One `[[schedules]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Name, shown in history and alerts.
+    pub name: String,
+    /// Cron expression (5 or 6 fields, croner syntax), UTC.
+    pub cron: Spanned<String>,
+    /// Domains by name (empty with empty `tags`: every domain).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Domains by tag.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Sink ids (default: every sink).
+    #[serde(default)]
+    pub sinks: Vec<String>,
+}
+
+/// The common part of one `[sinks.<id>]` table.
+#[derive(Debug, Clone)]
+pub struct SinkSection {
+    /// The id.
+    pub id: String,
+    /// `type = "file" | "webhook" | "email"`.
+    pub kind: String,
+    /// Findings below this are not sent.
+    pub min_severity: Severity,
+    /// `changes` or `all`.
+    pub only: crate::sink::Only,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinkCommon {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    min_severity: Option<Severity>,
+    #[serde(default)]
+    only: Option<crate::sink::Only>,
+}
+
+/// Keys every sink has; the rest belong to the sink type.
+pub const SINK_COMMON_KEYS: &[&str] = &["type", "min_severity", "only"];
 
 /// `[resolver]`.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -141,8 +253,102 @@ pub struct ProfileSection {
 impl Config {
     /// Parses and validates a configuration file.
     pub fn parse(path: &str, source: &str) -> Result<Config, Located> {
-        let doc = tomldoc::parse(path, source)?;
-        let config: Config = tomldoc::deserialize(path, source, doc)?;
+        let mut doc = tomldoc::parse(path, source)?;
+        let sinks_table = tomldoc::take(&mut doc, "sinks");
+        let mut config: Config = tomldoc::deserialize(path, source, doc)?;
+        config.path = path.to_owned();
+        config.source = source.to_owned();
+        if let Some(sinks) = sinks_table {
+            let sinks = tomldoc::as_table(path, source, "sinks", sinks)?;
+            for (id, value) in sinks.into_inner() {
+                let id_text = id.get_ref().to_string();
+                let mut table =
+                    tomldoc::as_table(path, source, &format!("sinks.{id_text}"), value)?;
+                let span = table.span();
+                let mut common = toml::de::DeTable::new();
+                for key in SINK_COMMON_KEYS {
+                    if let Some(v) = tomldoc::take(&mut table, key) {
+                        common.insert(
+                            Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key).into()),
+                            v,
+                        );
+                    }
+                }
+                let c: SinkCommon =
+                    tomldoc::deserialize(path, source, Spanned::new(span.clone(), common))
+                        .map_err(|mut e| {
+                            if e.line == 0 {
+                                let (line, column) = tomldoc::line_col(source, span.start);
+                                e.line = line;
+                                e.column = column;
+                            }
+                            e.message = format!("sinks.{id_text}: {}", e.message);
+                            e
+                        })?;
+                if !id_text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(Located::at(
+                        path,
+                        source,
+                        Some(id.span()),
+                        format!(
+                            "sinks: id `{}` must be letters, digits, - and _",
+                            id_text.escape_debug()
+                        ),
+                    ));
+                }
+                config.sinks.push(SinkSection {
+                    id: id_text,
+                    kind: c.kind,
+                    min_severity: c.min_severity.unwrap_or(Severity::Low),
+                    only: c.only.unwrap_or_default(),
+                });
+            }
+        }
+        for s in &config.schedules {
+            if let Err(e) = croner::Cron::from_str(s.cron.get_ref()) {
+                return Err(Located::at(
+                    path,
+                    source,
+                    Some(s.cron.span()),
+                    format!("schedules.cron: `{}`: {e}", s.cron.get_ref().escape_debug()),
+                ));
+            }
+            for sink in &s.sinks {
+                if !config.sinks.iter().any(|k| &k.id == sink) {
+                    return Err(Located::at(
+                        path,
+                        source,
+                        Some(s.cron.span()),
+                        format!(
+                            "schedules.sinks: schedule `{}` names unknown sink `{}`",
+                            s.name,
+                            sink.escape_debug()
+                        ),
+                    ));
+                }
+            }
+            for d in &s.domains {
+                if !config
+                    .domains
+                    .iter()
+                    .any(|k| k.name.get_ref().eq_ignore_ascii_case(d))
+                {
+                    return Err(Located::at(
+                        path,
+                        source,
+                        Some(s.cron.span()),
+                        format!(
+                            "schedules.domains: schedule `{}` names `{}`, which is not in [[domains]]",
+                            s.name,
+                            d.escape_debug()
+                        ),
+                    ));
+                }
+            }
+        }
         let profiles = config.all_profiles();
         for d in &config.domains {
             if let Err(e) = mxaudit_dns::DomainName::parse(d.name.get_ref()) {

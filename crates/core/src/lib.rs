@@ -13,6 +13,7 @@ pub mod profile;
 pub mod registry;
 pub mod render;
 pub mod runner;
+pub mod sink;
 pub mod text;
 pub mod tomldoc;
 

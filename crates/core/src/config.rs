@@ -269,7 +269,7 @@ impl Config {
                 for key in SINK_COMMON_KEYS {
                     if let Some(v) = tomldoc::take(&mut table, key) {
                         common.insert(
-                            Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key).into()),
+                            Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key)),
                             v,
                         );
                     }

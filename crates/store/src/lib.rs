@@ -554,7 +554,7 @@ mod tests {
             &store,
             "r1",
             "2026-11-25T00:00:00Z",
-            &[a.clone()],
+            std::slice::from_ref(&a),
             CheckStatus::Fail,
         )
         .await;
@@ -590,7 +590,7 @@ mod tests {
             &store,
             "r4",
             "2026-11-25T03:00:00Z",
-            &[b.clone()],
+            std::slice::from_ref(&b),
             CheckStatus::Fail,
         )
         .await;

@@ -1,6 +1,8 @@
 //! The one end-to-end test binary (style rule 8): every module runs the real
 //! library or the real `mxaudit` binary against servers on loopback.
 
+/// The agent: run, history, daemon.
+mod agent;
 /// The real binary: formats, exit codes, bad input, escaping.
 mod cli;
 /// The example audit.toml cannot drift from the code.

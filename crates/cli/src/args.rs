@@ -35,6 +35,56 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Go/no-go checklist before moving a domain's MX to a provider.
     Preflight(Box<PreflightArgs>),
+    /// Audit the configured domains once: history, new/resolved findings, sinks.
+    Run(RunArgs),
+    /// Past runs of a domain, and when each finding appeared and was resolved.
+    History(HistoryArgs),
+    /// Run the configured schedules; serve /healthz and /metrics.
+    Daemon(DaemonArgs),
+}
+
+/// `mxaudit run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Configuration file.
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "audit.toml")]
+    pub config: PathBuf,
+    /// Only these domains (repeatable; names from [[domains]]).
+    #[arg(long = "domain", value_name = "NAME")]
+    pub domains: Vec<String>,
+    /// Only domains with this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Exit with status 1 when a current finding at or above this severity exists.
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Print the run's events (new, ongoing, resolved) as: text or json.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+}
+
+/// `mxaudit history`.
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// The domain.
+    pub domain: String,
+    /// Configuration file (for the store).
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "audit.toml")]
+    pub config: PathBuf,
+    /// Runs shown at most.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Output format: text or json.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+}
+
+/// `mxaudit daemon`.
+#[derive(Debug, Args, Clone)]
+pub struct DaemonArgs {
+    /// Configuration file (reloaded on SIGHUP).
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "audit.toml")]
+    pub config: PathBuf,
 }
 
 /// `mxaudit preflight`.

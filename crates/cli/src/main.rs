@@ -61,6 +61,9 @@ fn main() -> ExitCode {
             Command::Config(c) => commands::config::run(c),
             Command::Explain(e) => commands::explain::run(e).await,
             Command::Preflight(p) => commands::preflight::run(*p).await,
+            Command::Run(r) => commands::run::run(r).await,
+            Command::History(h) => commands::history::run(h).await,
+            Command::Daemon(d) => commands::daemon::run(d).await,
         }
     });
     match result {

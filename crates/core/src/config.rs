@@ -268,10 +268,7 @@ impl Config {
                 let mut common = toml::de::DeTable::new();
                 for key in SINK_COMMON_KEYS {
                     if let Some(v) = tomldoc::take(&mut table, key) {
-                        common.insert(
-                            Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key)),
-                            v,
-                        );
+                        common.insert(Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key)), v);
                     }
                 }
                 let c: SinkCommon =

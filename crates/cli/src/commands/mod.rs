@@ -2,7 +2,10 @@
 
 pub mod audit;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod explain;
+pub mod history;
 pub mod plugins;
 pub mod preflight;
+pub mod run;

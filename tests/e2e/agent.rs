@@ -220,3 +220,160 @@ async fn a_dns_failure_does_not_resolve_findings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// GET over plain HTTP/1.1 on loopback; returns the body.
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+fn metric(body: &str, name: &str, label: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_schedules_reloads_survives_and_stops() {
+    use tokio::io::AsyncBufReadExt;
+    let server = demo_server().await;
+    let dir = temp_dir("daemon");
+    let schedules = "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[[schedules]]\nname = \"fast\"\ncron = \"*/1 * * * * *\"\ndomains = [\"dangling.example\"]\n\n[[schedules]]\nname = \"broken\"\ncron = \"*/1 * * * * *\"\ntags = [\"no-such-tag\"]\n";
+    let cfg = write_config(
+        &dir,
+        &server,
+        &["dangling.example", "noptr.example"],
+        schedules,
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+        .args(["daemon", "--config", cfg.to_str().expect("utf8")])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("daemon starts");
+    let pid = child.id().expect("pid").to_string();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = async |needle: &str, seen: &mut Vec<String>| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(l) = seen.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some(l)) => seen.push(l),
+                _ => panic!("daemon never said {needle:?}; it said: {seen:#?}"),
+            }
+        }
+    };
+    let serving = wait_for("serving /healthz and /metrics on ", &mut seen).await;
+    let addr = serving
+        .rsplit(' ')
+        .next()
+        .expect("addr")
+        .trim_end_matches('.')
+        .to_owned();
+
+    // Runs happen every second; the failing schedule does not stop the daemon.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = http_get(&addr, "/metrics").await;
+        let complete = metric(&body, "mxaudit_runs_total", "status=\"complete\"");
+        let failed = metric(&body, "mxaudit_runs_total", "status=\"failed\"");
+        if complete >= 2.0 && failed >= 1.0 {
+            assert!(
+                metric(&body, "mxaudit_findings", "severity=\"high\"") >= 1.0,
+                "{body}"
+            );
+            assert!(body.contains("mxaudit_run_duration_seconds"), "{body}");
+            assert!(
+                metric(&body, "mxaudit_dns_queries_total", "") >= 1.0,
+                "{body}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no runs: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let health: Value = serde_json::from_str(&http_get(&addr, "/healthz").await).expect("json");
+    assert_eq!(health["status"], "ok");
+
+    // SIGHUP with an invalid configuration: refused, old one kept.
+    let good = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, format!("{good}\nnot_a_key = 1\n")).expect("write");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    wait_for("invalid configuration, keeping the old one", &mut seen).await;
+
+    // SIGHUP with a valid one: the new schedule runs noptr.example too.
+    std::fs::write(
+        &cfg,
+        good.replace(
+            "domains = [\"dangling.example\"]",
+            "domains = [\"dangling.example\", \"noptr.example\"]",
+        ),
+    )
+    .expect("write");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    wait_for("configuration reloaded", &mut seen).await;
+    wait_for("2 domain(s)", &mut seen).await;
+
+    // SIGTERM: clean exit; no run left `running`.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(25), child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+    let history = mxaudit(&[
+        "history",
+        "dangling.example",
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ])
+    .await;
+    let h: Value = serde_json::from_slice(&history.stdout).expect("json");
+    let runs = h["runs"].as_array().expect("runs");
+    assert!(runs.len() >= 3, "{h:#}");
+    assert!(runs.iter().all(|r| r["status"] != "running"), "{h:#}");
+    assert!(runs.iter().all(|r| r["schedule"] == "fast"), "{h:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -44,6 +44,8 @@ pub struct RunSummary {
     pub events: Vec<Event>,
     /// Checks that could not decide.
     pub errors: usize,
+    /// DNS questions sent.
+    pub dns_queries: u64,
     /// Worst current severity.
     pub worst: Option<Severity>,
 }
@@ -74,7 +76,8 @@ pub async fn open_store(config: &Config, config_path: &Path) -> Result<Store, Fa
     Store::open(&url).await.map_err(failed)
 }
 
-fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
+/// A new run id: sortable by time, unique across agents.
+pub fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
     // Sortable by time; the nanoseconds and the process id keep two agents apart.
     format!(
         "{}-{:08x}{:05x}",
@@ -91,6 +94,7 @@ pub async fn execute(
     selection: &Selection,
     schedule: Option<&str>,
     store: &Store,
+    id: String,
 ) -> Result<RunSummary, Failure> {
     let mut targets = setup::targets(&AuditArgs::default(), config)?;
     let selected: Vec<String> = config
@@ -139,13 +143,14 @@ pub async fn execute(
     let started = chrono::Utc::now();
     let domains: Vec<String> = targets.iter().map(|t| t.domain.to_string()).collect();
     let meta = RunMeta {
-        id: run_id(started),
+        id,
         started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         schedule: schedule.map(str::to_owned),
         domains: domains.clone(),
     };
     store.begin_run(&meta).await.map_err(failed)?;
     let out = runner::run(&plugins, &targets, &dns, policy, &opts).await;
+    let dns_queries = dns.stats().queries;
     let events = store
         .diff(&domains, &out.findings, &out.checks)
         .await
@@ -171,6 +176,7 @@ pub async fn execute(
             .iter()
             .filter(|c| c.status == CheckStatus::Error)
             .count(),
+        dns_queries,
         events,
         worst,
     })
@@ -194,7 +200,8 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         domains: args.domains.clone(),
         tags: args.tags.clone(),
     };
-    let summary = execute(&config, &args.config, &selection, None, &store).await?;
+    let id = run_id(chrono::Utc::now());
+    let summary = execute(&config, &args.config, &selection, None, &store, id).await?;
     match args.format.as_str() {
         "json" => println!(
             "{}",

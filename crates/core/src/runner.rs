@@ -15,8 +15,11 @@ use crate::manifest::Plugin;
 use crate::model::{CheckResult, CheckStatus, Finding, Lang, Severity};
 use crate::text::TextRenderer;
 
+/// Called once per finished (plugin, target) task with (done, total).
+pub type ProgressHook = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
 /// How a run behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Tasks at once.
     pub concurrency: usize,
@@ -26,6 +29,18 @@ pub struct RunOptions {
     pub lang: Lang,
     /// Severity overrides by code.
     pub severity: BTreeMap<String, Severity>,
+    /// Progress reporting (a progress bar on terminals).
+    pub progress: Option<ProgressHook>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("concurrency", &self.concurrency)
+            .field("task_timeout", &self.task_timeout)
+            .field("lang", &self.lang)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RunOptions {
@@ -35,6 +50,7 @@ impl Default for RunOptions {
             task_timeout: Duration::from_secs(60),
             lang: Lang::En,
             severity: BTreeMap::new(),
+            progress: None,
         }
     }
 }
@@ -63,6 +79,8 @@ pub async fn run(
             jobs.push((ti, pi, target.clone(), plugin.clone()));
         }
     }
+    let total = jobs.len();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let results: Vec<_> = futures::stream::iter(jobs)
         .map(|(ti, pi, target, plugin)| {
             let cx = CheckCx {
@@ -71,6 +89,8 @@ pub async fn run(
                 deadline: Instant::now() + opts.task_timeout,
             };
             let timeout = opts.task_timeout;
+            let progress = opts.progress.clone();
+            let done = done.clone();
             async move {
                 let started = Instant::now();
                 let check = plugin.check.clone();
@@ -93,6 +113,9 @@ pub async fn run(
                         ))
                     }
                 };
+                if let Some(hook) = &progress {
+                    hook(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                }
                 (ti, pi, target, plugin, outcome, started.elapsed())
             }
         })

@@ -52,6 +52,7 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
         task_timeout: config.checks.timeout.unwrap_or(Duration::from_secs(60)),
         lang,
         severity: config.plugins.severity.clone(),
+        progress: crate::commands::run::progress_bar(),
     };
 
     let started = chrono::Utc::now();

@@ -139,6 +139,7 @@ pub async fn execute(
         task_timeout: config.checks.timeout.unwrap_or(Duration::from_secs(60)),
         lang: config.language.unwrap_or_default(),
         severity: config.plugins.severity.clone(),
+        progress: progress_bar(),
     };
     let started = chrono::Utc::now();
     let domains: Vec<String> = targets.iter().map(|t| t.domain.to_string()).collect();
@@ -180,6 +181,26 @@ pub async fn execute(
         events,
         worst,
     })
+}
+
+/// A progress bar on stderr when it is a terminal and not in CI; nothing otherwise.
+pub fn progress_bar() -> Option<mxaudit_core::runner::ProgressHook> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} checks {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(std::sync::Arc::new(move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if done == total {
+            bar.finish_and_clear();
+        }
+    }))
 }
 
 /// Runs `mxaudit run`.

@@ -209,6 +209,11 @@ pub struct DemoArgs {
     /// Language of titles and remediation: en or ja.
     #[arg(long, value_name = "LANG")]
     pub lang: Option<String>,
+    /// Keep the offline world's DNS server running on this address (e.g.
+    /// 127.0.0.1:5353) after the audit, to try `audit`, `preflight`, `run`
+    /// against it with `--nameserver`; stop with Ctrl-C.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// `mxaudit plugins …`.

@@ -102,8 +102,26 @@ impl DnsServer {
         Ok(server)
     }
 
+    /// Starts a server on `addr` serving `zones`, with `faults` set.
+    pub async fn start_with_faults_on(
+        zones: &[ZoneText],
+        faults: &[(String, Fault)],
+        addr: SocketAddr,
+    ) -> Result<DnsServer, TestbedError> {
+        let server = Self::start_on(zones, addr).await?;
+        for (name, fault) in faults {
+            server.set_fault(name, *fault);
+        }
+        Ok(server)
+    }
+
     /// Starts a server on 127.0.0.1 serving the given zones.
     pub async fn start(zones: &[ZoneText]) -> Result<DnsServer, TestbedError> {
+        Self::start_on(zones, "127.0.0.1:0".parse().map_err(|_| std::io::Error::other("address"))?).await
+    }
+
+    /// Starts a server on `addr` (UDP and TCP on the same port; port 0 picks one).
+    pub async fn start_on(zones: &[ZoneText], addr: SocketAddr) -> Result<DnsServer, TestbedError> {
         let catalog = build_catalog(zones)?;
         let lab = Arc::new(Lab {
             catalog: RwLock::new(Arc::new(catalog)),
@@ -113,7 +131,7 @@ impl DnsServer {
         // UDP and TCP on the same port, so that one `ip:port` names the server.
         let mut last_err = None;
         for _ in 0..20 {
-            let udp = UdpSocket::bind("127.0.0.1:0").await?;
+            let udp = UdpSocket::bind(addr).await?;
             let addr = udp.local_addr()?;
             match TcpListener::bind(addr).await {
                 Ok(tcp) => {

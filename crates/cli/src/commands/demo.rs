@@ -16,7 +16,11 @@ pub async fn run(args: DemoArgs) -> Result<u8, Failure> {
         mxaudit_core::config::Config::parse("builtin:worlds/demo/audit.toml", demo::CONFIG)
             .map_err(usage)?;
     let faults = demo::faults().map_err(failed)?;
-    let server = DnsServer::start_with_faults(&demo::zones(), &faults)
+    let addr = args.serve.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    if !addr.ip().is_loopback() {
+        return Err(usage(anyhow!("--serve: the demo world is served on loopback only (127.0.0.0/8 or ::1)")));
+    }
+    let server = DnsServer::start_with_faults_on(&demo::zones(), &faults, addr)
         .await
         .map_err(|e| failed(anyhow!("cannot start the demo DNS server: {e}")))?;
     eprintln!(
@@ -34,5 +38,13 @@ pub async fn run(args: DemoArgs) -> Result<u8, Failure> {
         ..AuditArgs::default()
     };
     // The demo shows findings on purpose: its exit status says whether it ran.
-    audit::execute(&audit_args, &config).await.map(|_| 0)
+    audit::execute(&audit_args, &config).await?;
+    if args.serve.is_some() {
+        eprintln!(
+            "mxaudit demo: the offline world stays up on {addr} (UDP and TCP). Try:\n  mxaudit audit contoso.example --profile microsoft365 --nameserver {addr} --allow-target 198.51.100.0/24 --allow-target 203.0.113.0/24 --allow-target 2001:db8::/32\n  mxaudit preflight onprem.example --to microsoft365 --smart-host mx1.healthy.example --nameserver {addr} --allow-target 198.51.100.0/24 --allow-target 203.0.113.0/24 --allow-target 2001:db8::/32\nCtrl-C stops it.",
+            addr = server.addr()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(0)
 }

@@ -129,7 +129,13 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
             finding: f,
         })
         .collect();
-    lines.sort_by_key(|l| std::cmp::Reverse(l.status == LineStatus::Blocker));
+    // The checklist order of the engine: today, the target, the path back.
+    let order: Vec<&str> = mxaudit_checks::ENGINES
+        .iter()
+        .find(|e| e.name == "preflight")
+        .map(|e| e.codes.iter().map(|c| c.code).collect())
+        .unwrap_or_default();
+    lines.sort_by_key(|l| order.iter().position(|c| *c == l.finding.code).unwrap_or(usize::MAX));
     let blockers = lines
         .iter()
         .filter(|l| l.status == LineStatus::Blocker)

@@ -114,7 +114,10 @@ pub async fn run(
                     }
                 };
                 if let Some(hook) = &progress {
-                    hook(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                    hook(
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                        total,
+                    );
                 }
                 (ti, pi, target, plugin, outcome, started.elapsed())
             }

@@ -117,7 +117,13 @@ impl DnsServer {
 
     /// Starts a server on 127.0.0.1 serving the given zones.
     pub async fn start(zones: &[ZoneText]) -> Result<DnsServer, TestbedError> {
-        Self::start_on(zones, "127.0.0.1:0".parse().map_err(|_| std::io::Error::other("address"))?).await
+        Self::start_on(
+            zones,
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| std::io::Error::other("address"))?,
+        )
+        .await
     }
 
     /// Starts a server on `addr` (UDP and TCP on the same port; port 0 picks one).

@@ -16,9 +16,13 @@ pub async fn run(args: DemoArgs) -> Result<u8, Failure> {
         mxaudit_core::config::Config::parse("builtin:worlds/demo/audit.toml", demo::CONFIG)
             .map_err(usage)?;
     let faults = demo::faults().map_err(failed)?;
-    let addr = args.serve.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let addr = args
+        .serve
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     if !addr.ip().is_loopback() {
-        return Err(usage(anyhow!("--serve: the demo world is served on loopback only (127.0.0.0/8 or ::1)")));
+        return Err(usage(anyhow!(
+            "--serve: the demo world is served on loopback only (127.0.0.0/8 or ::1)"
+        )));
     }
     let server = DnsServer::start_with_faults_on(&demo::zones(), &faults, addr)
         .await

@@ -135,7 +135,12 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
         .find(|e| e.name == "preflight")
         .map(|e| e.codes.iter().map(|c| c.code).collect())
         .unwrap_or_default();
-    lines.sort_by_key(|l| order.iter().position(|c| *c == l.finding.code).unwrap_or(usize::MAX));
+    lines.sort_by_key(|l| {
+        order
+            .iter()
+            .position(|c| *c == l.finding.code)
+            .unwrap_or(usize::MAX)
+    });
     let blockers = lines
         .iter()
         .filter(|l| l.status == LineStatus::Blocker)

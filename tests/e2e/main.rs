@@ -17,5 +17,8 @@ mod foundation;
 mod plugins;
 /// The MX-migration checklist.
 mod preflight;
+/// Sinks against real receivers: HTTP (retries, Retry-After, spool, dead letters,
+/// idempotency, escaping), SMTP (aiosmtpd), files; sink configuration errors.
+mod sinks;
 /// Shared helpers: testbed DNS, clients, the runner, the binary.
 mod support;

@@ -377,3 +377,264 @@ async fn daemon_schedules_reloads_survives_and_stops() {
     assert!(runs.iter().all(|r| r["schedule"] == "fast"), "{h:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A webhook receiver on loopback: records each JSON body and Idempotency-Key;
+/// answers 503 while "down".
+struct Hook {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+async fn hook() -> Hook {
+    use axum::http::{HeaderMap, StatusCode};
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (u, g) = (up.clone(), got.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (u, g) = (u.clone(), g.clone());
+            async move {
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                g.lock().expect("lock").push((key, v));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Hook { addr, up, got }
+}
+
+impl Hook {
+    /// (change, code, domain) of every event received, in order, with the batch key.
+    fn events(&self) -> Vec<(String, String, String, String)> {
+        let got = self.got.lock().expect("lock");
+        let mut out = Vec::new();
+        for (key, v) in got.iter() {
+            for e in v["events"].as_array().into_iter().flatten() {
+                out.push((
+                    key.clone(),
+                    e["change"].as_str().unwrap_or("").to_owned(),
+                    e["finding"]["code"].as_str().unwrap_or("").to_owned(),
+                    e["finding"]["domain"].as_str().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn sinks_toml(hook: &Hook, smtp_port: u16) -> String {
+    format!(
+        "[delivery]\nspool_dir = \"spool\"\nattempts = 2\nbackoff = \"50ms\"\nmax_backoff = \"200ms\"\n\n\
+         [sinks.hook]\ntype = \"webhook\"\nformat = \"generic\"\nurl_env = \"MXAUDIT_TEST_HOOK\"\nmin_severity = \"low\"\nonly = \"changes\"\n\n\
+         [sinks.mail]\ntype = \"email\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\nfrom = \"mxaudit@test.example\"\nto = [\"admin@test.example\"]\nonly = \"changes\"\n\n\
+         [sinks.report]\ntype = \"file\"\nformat = \"json\"\npath = \"reports/{{run}}.json\"\nonly = \"all\"\n",
+    )
+    .replace("{{run}}", "{run}")
+    + &format!("# hook at {}\n", hook.addr)
+}
+
+async fn run_with_hook(cfg: &Path, hook: &Hook) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ])
+        .env("MXAUDIT_TEST_HOOK", format!("http://{}/hook", hook.addr))
+        .output()
+        .await
+        .expect("runs")
+}
+
+fn mails(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_reach_a_webhook_and_an_inbox_and_nothing_is_lost() {
+    let server = demo_server().await;
+    let hook = hook().await;
+    let smtp = crate::sinks::smtp_server("agent-mail").await;
+    let dir = temp_dir("agent-sinks");
+    let cfg = write_config(
+        &dir,
+        &server,
+        &["healthy.example", "dangling.example", "noptr.example"],
+        &sinks_toml(&hook, smtp.port),
+    );
+
+    // Run 1: everything is new.
+    let first = run_with_hook(&cfg, &hook).await;
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let got = hook.events();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|(_, c, _, _)| c == "new"));
+
+    // Run 2 after a change: exactly the new and the resolved findings, nothing ongoing.
+    server
+        .replace_zones(&changed_zones())
+        .await
+        .expect("replace");
+    let second = run_with_hook(&cfg, &hook).await;
+    // The high finding is resolved; what remains is medium: below --fail-on high.
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let got: Vec<_> = hook
+        .events()
+        .into_iter()
+        .skip(3)
+        .map(|(_, c, code, d)| (c, code, d))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "new".to_owned(),
+                "dmarc.missing".to_owned(),
+                "healthy.example".to_owned()
+            ),
+            (
+                "resolved".to_owned(),
+                "mx.target_unresolvable".to_owned(),
+                "dangling.example".to_owned()
+            ),
+        ]
+    );
+    let inbox = mails(&smtp.maildir);
+    assert_eq!(inbox.len(), 2, "one mail per run with changes");
+    assert!(
+        inbox
+            .iter()
+            .any(|m| m.contains("dmarc.missing") && m.contains("mx.target_unresolvable")),
+        "{inbox:?}"
+    );
+    let reports: Vec<_> = std::fs::read_dir(dir.join("reports"))
+        .expect("reports")
+        .collect();
+    assert_eq!(reports.len(), 2);
+
+    // The receiver goes down; the problem comes back and is fixed again while it is
+    // down; one run is killed with SIGKILL during delivery. Nothing is lost.
+    hook.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    server
+        .replace_zones(&mxaudit_testbed::demo::zones())
+        .await
+        .expect("replace");
+    let third = run_with_hook(&cfg, &hook).await;
+    assert_ne!(
+        third.status.code(),
+        Some(3),
+        "a receiver that is down is not a permanent failure"
+    );
+    server
+        .replace_zones(&changed_zones())
+        .await
+        .expect("replace");
+    let mut killed = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+        .args(["run", "--config", cfg.to_str().expect("utf8")])
+        .env("MXAUDIT_TEST_HOOK", format!("http://{}/hook", hook.addr))
+        .spawn()
+        .expect("runs");
+    // Wait until the run is recorded (its batch was spooled ahead of that), then
+    // kill it: from then on nothing may be lost. (Killed earlier, the run is not
+    // recorded and the next one computes the same changes again: at least once.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let h = mxaudit(&[
+            "history",
+            "dangling.example",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ])
+        .await;
+        let v: Value = serde_json::from_slice(&h.stdout).unwrap_or(Value::Null);
+        let complete = v["runs"]
+            .as_array()
+            .map(|r| r.iter().filter(|r| r["status"] == "complete").count())
+            .unwrap_or(0);
+        if complete >= 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fourth run was never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &killed.id().expect("pid").to_string()])
+        .status();
+    let _ = killed.wait().await;
+
+    // Back up: the next run delivers what was pending first, in order, once each.
+    hook.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let fifth = run_with_hook(&cfg, &hook).await;
+    assert!(
+        matches!(fifth.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&fifth.stderr)
+    );
+    let all = hook.events();
+    let after: Vec<(String, String)> = all
+        .iter()
+        .skip(5)
+        .map(|(_, c, code, _)| (c.clone(), code.clone()))
+        .collect();
+    assert_eq!(
+        after,
+        vec![
+            ("new".to_owned(), "mx.target_unresolvable".to_owned()),
+            ("resolved".to_owned(), "dmarc.missing".to_owned()),
+            ("new".to_owned(), "dmarc.missing".to_owned()),
+            ("resolved".to_owned(), "mx.target_unresolvable".to_owned()),
+        ],
+        "the events of the runs made while the receiver was down, in order; the fifth run itself has no change"
+    );
+    let mut keys: Vec<String> = all.iter().map(|(k, ..)| k.clone()).collect();
+    keys.dedup();
+    let unique: std::collections::BTreeSet<_> = keys.iter().collect();
+    assert_eq!(
+        unique.len(),
+        keys.len(),
+        "each batch delivered once: {keys:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

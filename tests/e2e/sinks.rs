@@ -750,10 +750,10 @@ async fn spooled_batch_survives_the_process() {
 // ---------------------------------------------------------------- email
 
 /// A real SMTP server: aiosmtpd's Mailbox handler writing a Maildir. Killed on drop.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
-    maildir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) maildir: PathBuf,
 }
 
 impl Drop for SmtpServer {
@@ -770,7 +770,7 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-async fn smtp_server(name: &str) -> SmtpServer {
+pub(crate) async fn smtp_server(name: &str) -> SmtpServer {
     let maildir = temp_dir(name).join("Maildir");
     let port = free_port();
     let child = Command::new("python3")

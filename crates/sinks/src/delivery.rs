@@ -100,7 +100,7 @@ fn random_below(n: u64) -> u64 {
 }
 
 /// How one batch ended in one [`deliver`] call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Outcome {
     /// The receiver accepted it.
     Delivered,
@@ -126,7 +126,7 @@ pub enum Outcome {
 }
 
 /// One batch in a [`DeliveryReport`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BatchOutcome {
     /// The batch key (`<run id>/<sink id>`); empty for an unreadable spool file.
     pub key: String,
@@ -140,7 +140,7 @@ pub struct BatchOutcome {
 
 /// What one [`deliver`] call did, for logs, the exit status and `/metrics`.
 /// Reasons never contain a secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryReport {
     /// The sink id.
     pub sink: String,

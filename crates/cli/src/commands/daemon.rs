@@ -23,7 +23,7 @@ use mxaudit_core::sink::Change;
 use mxaudit_store::Store;
 
 use crate::args::DaemonArgs;
-use crate::commands::run::{Selection, execute, open_store, run_id};
+use crate::commands::run::{Delivery, Selection, Trigger, execute, open_store, run_id};
 use crate::{Failure, failed, setup, usage};
 
 /// How long a running run may take to finish after SIGTERM.
@@ -45,6 +45,7 @@ pub async fn run(args: DaemonArgs) -> Result<u8, Failure> {
             args.config.display()
         )));
     }
+    let mut delivery = Arc::new(Delivery::from_config(&config, &args.config)?);
     let store = open_store(&config, &args.config).await?;
     let abandoned = store.mark_abandoned_runs().await.map_err(failed)?;
     if abandoned > 0 {
@@ -77,6 +78,7 @@ pub async fn run(args: DaemonArgs) -> Result<u8, Failure> {
                 config.clone(),
                 args.config.clone(),
                 store.clone(),
+                delivery.clone(),
                 health.clone(),
                 generation.clone(),
             ));
@@ -91,13 +93,16 @@ pub async fn run(args: DaemonArgs) -> Result<u8, Failure> {
                 eprintln!("mxaudit daemon: stopping.");
                 break false;
             }
-            match setup::load_config(&args.config) {
-                Ok(new) if !new.schedules.is_empty() => {
+            let reloaded = setup::load_config(&args.config)
+                .and_then(|c| Delivery::from_config(&c, &args.config).map(|d| (c, d)));
+            match reloaded {
+                Ok((new, new_delivery)) if !new.schedules.is_empty() => {
                     eprintln!(
                         "mxaudit daemon: SIGHUP: configuration reloaded ({} schedule(s)).",
                         new.schedules.len()
                     );
                     config = new;
+                    delivery = Arc::new(new_delivery);
                     break true;
                 }
                 Ok(_) => eprintln!(
@@ -144,6 +149,7 @@ async fn schedule_loop(
     config: Config,
     config_path: PathBuf,
     store: Store,
+    delivery: Arc<Delivery>,
     health: Arc<Mutex<Health>>,
     stop: CancellationToken,
 ) {
@@ -176,9 +182,13 @@ async fn schedule_loop(
             &config,
             &config_path,
             &selection,
-            Some(&schedule.name),
+            Trigger {
+                schedule: Some(&schedule.name),
+                sinks: &schedule.sinks,
+            },
             &store,
             id,
+            &delivery,
         )
         .await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -212,6 +222,24 @@ async fn schedule_loop(
                     let n = summary.events.iter().filter(|e| e.change == c).count();
                     let change = if c == Change::New { "new" } else { "resolved" };
                     metrics::counter!("mxaudit_changes_total", "schedule" => schedule.name.clone(), "change" => change).increment(n as u64);
+                }
+                for d in &summary.deliveries {
+                    for (outcome, n) in [
+                        ("delivered", d.delivered),
+                        ("spooled", d.spooled),
+                        ("dead_lettered", d.dead_lettered),
+                        ("lost", d.lost),
+                    ] {
+                        metrics::counter!("mxaudit_sink_batches_total", "sink" => d.sink.clone(), "outcome" => outcome).increment(n as u64);
+                    }
+                    metrics::gauge!("mxaudit_sink_pending", "sink" => d.sink.clone())
+                        .set(d.pending as f64);
+                    if !d.is_clean() {
+                        eprintln!(
+                            "mxaudit daemon: sink {}: {} delivered, {} spooled (pending {}), {} dead-lettered, {} lost.",
+                            d.sink, d.delivered, d.spooled, d.pending, d.dead_lettered, d.lost
+                        );
+                    }
                 }
                 if let Ok(mut h) = health.lock() {
                     h.runs += 1;

@@ -9,10 +9,12 @@ use anyhow::{Context, anyhow};
 use serde::Serialize;
 
 use mxaudit_core::config::Config;
+use mxaudit_core::config::SinkSection;
 use mxaudit_core::model::{CheckStatus, Severity};
 use mxaudit_core::runner::{self, RunOptions};
-use mxaudit_core::sink::{Change, Event};
+use mxaudit_core::sink::{Batch, Change, Event, Sink, SinkFilter, TrendPoint};
 use mxaudit_core::text::escape_terminal;
+use mxaudit_sinks::{DeliveryReport, RetryPolicy, Spool};
 use mxaudit_store::{RunMeta, Store};
 
 use crate::args::{AuditArgs, RunArgs};
@@ -25,6 +27,40 @@ pub struct Selection {
     pub domains: Vec<String>,
     /// By tag.
     pub tags: Vec<String>,
+}
+
+/// The sinks of a configuration, built once (no I/O), with the shared spool.
+pub struct Delivery {
+    sinks: Vec<(SinkSection, std::sync::Arc<dyn Sink>)>,
+    spool: Spool,
+    policy: RetryPolicy,
+}
+
+impl Delivery {
+    /// Builds every `[sinks.<id>]` of the configuration (secrets from env/files).
+    pub fn from_config(config: &Config, config_path: &Path) -> Result<Delivery, Failure> {
+        let base = base_dir(config_path);
+        let built = mxaudit_sinks::build_sinks(config, &base).map_err(usage)?;
+        Ok(Delivery {
+            sinks: config.sinks.iter().cloned().zip(built).collect(),
+            spool: Spool::new(mxaudit_sinks::spool_dir(config, &base)),
+            policy: RetryPolicy::from_section(&config.delivery),
+        })
+    }
+
+    /// The sink ids.
+    pub fn ids(&self) -> Vec<String> {
+        self.sinks.iter().map(|(s, _)| s.id.clone()).collect()
+    }
+}
+
+/// What started a run, and where its results go.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trigger<'a> {
+    /// The schedule, for the daemon.
+    pub schedule: Option<&'a str>,
+    /// Sink ids (empty: every sink).
+    pub sinks: &'a [String],
 }
 
 /// What a run did.
@@ -48,6 +84,17 @@ pub struct RunSummary {
     pub dns_queries: u64,
     /// Worst current severity.
     pub worst: Option<Severity>,
+    /// One report per sink.
+    pub deliveries: Vec<DeliveryReport>,
+}
+
+impl RunSummary {
+    /// True when a sink lost or dead-lettered a batch.
+    pub fn delivery_failed(&self) -> bool {
+        self.deliveries
+            .iter()
+            .any(|d| d.dead_lettered > 0 || d.lost > 0)
+    }
 }
 
 /// The directory relative paths of the configuration are taken from.
@@ -92,10 +139,12 @@ pub async fn execute(
     config: &Config,
     config_path: &Path,
     selection: &Selection,
-    schedule: Option<&str>,
+    trigger: Trigger<'_>,
     store: &Store,
     id: String,
+    delivery: &Delivery,
 ) -> Result<RunSummary, Failure> {
+    let (schedule, sink_ids) = (trigger.schedule, trigger.sinks);
     let mut targets = setup::targets(&AuditArgs::default(), config)?;
     let selected: Vec<String> = config
         .domains
@@ -157,10 +206,67 @@ pub async fn execute(
         .await
         .map_err(failed)?;
     let finished = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The trend of earlier runs, then this one (not recorded yet: see below).
+    let keep = config.store.trend_runs.unwrap_or(10).max(1);
+    let mut trend = store.trend(&domains, keep - 1).await.map_err(failed)?;
+    let mut counts = [0u64; 5];
+    for e in events.iter().filter(|e| e.change != Change::Resolved) {
+        if let Some(i) = Severity::ALL.iter().position(|s| *s == e.finding.severity) {
+            counts[i] += 1;
+        }
+    }
+    trend.push(TrendPoint {
+        run_id: meta.id.clone(),
+        started_at: meta.started_at.clone(),
+        counts,
+    });
+    let mut batches = Vec::new();
+    for (section, sink) in &delivery.sinks {
+        if !sink_ids.is_empty() && !sink_ids.contains(&section.id) {
+            continue;
+        }
+        let filter = SinkFilter {
+            min_severity: section.min_severity,
+            only: section.only,
+        };
+        let batch = Batch {
+            key: format!("{}/{}", meta.id, section.id),
+            run_id: meta.id.clone(),
+            schedule: meta.schedule.clone(),
+            started_at: meta.started_at.clone(),
+            finished_at: finished.clone(),
+            domains: domains.clone(),
+            events: filter.apply(&events),
+            checks: out.checks.clone(),
+            trend: trend.clone(),
+        };
+        // Write-ahead: the batch is on disk before the run is recorded, so a
+        // process killed from here on loses nothing: the next run delivers it
+        // first. (Killed before the run is recorded, the next run computes the
+        // same changes again: at least once, never lost.)
+        if let Err(e) = delivery
+            .spool
+            .push(&section.id, &batch, "awaiting delivery")
+        {
+            eprintln!(
+                "mxaudit: sink {}: cannot spool the batch ahead of delivery: {e}",
+                section.id
+            );
+        }
+        batches.push((sink.clone(), batch));
+    }
     store
         .finish_run(&meta.id, &finished, &events, &out.checks, true)
         .await
         .map_err(failed)?;
+    // Sinks one after another in a run's task: a sink never has two deliveries
+    // at once (the spool's order depends on it).
+    let mut deliveries = Vec::new();
+    for (sink, batch) in &batches {
+        deliveries.push(
+            mxaudit_sinks::deliver(sink.as_ref(), batch, &delivery.spool, &delivery.policy).await,
+        );
+    }
     let worst = events
         .iter()
         .filter(|e| e.change != Change::Resolved)
@@ -180,6 +286,7 @@ pub async fn execute(
         dns_queries,
         events,
         worst,
+        deliveries,
     })
 }
 
@@ -212,6 +319,7 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
             .map_err(|e: String| usage(anyhow!("--fail-on: {e}")))?,
         None => config.fail_on.unwrap_or(Severity::High),
     };
+    let delivery = Delivery::from_config(&config, &args.config)?;
     let store = open_store(&config, &args.config).await?;
     let abandoned = store.mark_abandoned_runs().await.map_err(failed)?;
     if abandoned > 0 {
@@ -222,7 +330,16 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         tags: args.tags.clone(),
     };
     let id = run_id(chrono::Utc::now());
-    let summary = execute(&config, &args.config, &selection, None, &store, id).await?;
+    let summary = execute(
+        &config,
+        &args.config,
+        &selection,
+        Trigger::default(),
+        &store,
+        id,
+        &delivery,
+    )
+    .await?;
     match args.format.as_str() {
         "json" => println!(
             "{}",
@@ -236,6 +353,18 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
                 "--format: unknown format `{other}` (text, json)"
             )));
         }
+    }
+    for d in &summary.deliveries {
+        if !d.is_clean() {
+            eprintln!(
+                "mxaudit: sink {}: {} delivered, {} spooled (pending {}), {} dead-lettered, {} lost.",
+                d.sink, d.delivered, d.spooled, d.pending, d.dead_lettered, d.lost
+            );
+        }
+    }
+    if summary.delivery_failed() {
+        // Permanent delivery failures raise the exit status (style rule 10).
+        return Ok(3);
     }
     Ok(if summary.worst.is_some_and(|w| w >= fail_on) {
         1

@@ -250,7 +250,7 @@ async fn daemon_schedules_reloads_survives_and_stops() {
     use tokio::io::AsyncBufReadExt;
     let server = demo_server().await;
     let dir = temp_dir("daemon");
-    let schedules = "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[[schedules]]\nname = \"fast\"\ncron = \"*/1 * * * * *\"\ndomains = [\"dangling.example\"]\n\n[[schedules]]\nname = \"broken\"\ncron = \"*/1 * * * * *\"\ntags = [\"no-such-tag\"]\n";
+    let schedules = "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[[schedules]]\nname = \"fast\"\ncron = \"*/1 * * * * *\"\ndomains = [\"dangling.example\"]\n\n[[schedules]]\nname = \"broken\"\ncron = \"*/1 * * * * *\"\ntags = [\"no-such-tag\"]\n\n[delivery]\nattempts = 1\nbackoff = \"10ms\"\n\n[sinks.down]\ntype = \"webhook\"\nformat = \"generic\"\nurl_env = \"MXAUDIT_DOWN_HOOK\"\nonly = \"all\"\n";
     let cfg = write_config(
         &dir,
         &server,
@@ -258,6 +258,8 @@ async fn daemon_schedules_reloads_survives_and_stops() {
         schedules,
     );
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+        // A sink whose receiver refuses connections: the daemon goes on.
+        .env("MXAUDIT_DOWN_HOOK", "http://127.0.0.1:9/hook")
         .args(["daemon", "--config", cfg.to_str().expect("utf8")])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -307,6 +309,14 @@ async fn daemon_schedules_reloads_survives_and_stops() {
             assert!(body.contains("mxaudit_run_duration_seconds"), "{body}");
             assert!(
                 metric(&body, "mxaudit_dns_queries_total", "") >= 1.0,
+                "{body}"
+            );
+            assert!(
+                metric(&body, "mxaudit_sink_pending", "sink=\"down\"") >= 1.0,
+                "{body}"
+            );
+            assert!(
+                metric(&body, "mxaudit_sink_batches_total", "outcome=\"delivered\"") == 0.0,
                 "{body}"
             );
             break;

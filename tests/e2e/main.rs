@@ -17,6 +17,8 @@ mod foundation;
 mod plugins;
 /// The MX-migration checklist.
 mod preflight;
+/// Long domain lists: streamed files, shards, --dns-only.
+mod scale;
 /// Sinks against real receivers: HTTP (retries, Retry-After, spool, dead letters,
 /// idempotency, escaping), SMTP (aiosmtpd), files; sink configuration errors.
 mod sinks;

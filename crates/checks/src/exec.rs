@@ -128,6 +128,8 @@ impl Engine for Exec {
     const CODES: &'static [CodeSpec] = &[];
     const OPEN_CODES: bool = true;
     const OPEN_VARS: &'static [&'static str] = EXEC_VARS;
+    // The program may connect anywhere: not part of `--dns-only`.
+    const CONNECTS: bool = true;
     type Params = ExecParams;
 
     fn build(params: ExecParams, plugin: &PluginMeta) -> Result<Self, String> {

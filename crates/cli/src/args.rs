@@ -198,6 +198,18 @@ pub struct AuditArgs {
     /// (plugin, domain) checks at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Read the domains from a file, one per line (`#` comments), or `-` for
+    /// standard input; streamed, so the list may be long.
+    #[arg(long = "domains-file", value_name = "FILE")]
+    pub domains_file: Option<PathBuf>,
+    /// Only the checks that need nothing but DNS: no connection to any mail
+    /// server, no external program.
+    #[arg(long = "dns-only")]
+    pub dns_only: bool,
+    /// Audit only shard K of N (1-based), chosen by a hash of the domain name,
+    /// to split one list across agents.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
 }
 
 /// `mxaudit demo`.

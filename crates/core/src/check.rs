@@ -111,6 +111,9 @@ pub trait Engine: Sized + Send + Sync + 'static {
     const OPEN_CODES: bool = false;
     /// Variables provided for manifest-defined codes.
     const OPEN_VARS: &'static [&'static str] = &[];
+    /// True when the engine connects to anything but DNS (SMTP probes, external
+    /// programs): `--dns-only` leaves such plugins out.
+    const CONNECTS: bool = false;
     /// The `[params]` table; `#[serde(deny_unknown_fields)]`.
     type Params: DeserializeOwned;
     /// Validates parameters and builds the engine. Pure: no I/O (style rule 2).
@@ -172,6 +175,8 @@ pub struct EngineEntry {
     pub open_codes: bool,
     /// Variables for manifest-defined codes.
     pub open_vars: &'static [&'static str],
+    /// Whether it connects to anything but DNS.
+    pub connects: bool,
     /// Parses params and builds the check.
     pub build: fn(ParamsInput<'_>, PluginMeta) -> Result<Box<dyn Check>, ParamsError>,
 }
@@ -192,6 +197,7 @@ impl EngineEntry {
             codes: E::CODES,
             open_codes: E::OPEN_CODES,
             open_vars: E::OPEN_VARS,
+            connects: E::CONNECTS,
             build: build_dyn::<E>,
         }
     }

@@ -22,5 +22,7 @@ mod scale;
 /// Sinks against real receivers: HTTP (retries, Retry-After, spool, dead letters,
 /// idempotency, escaping), SMTP (aiosmtpd), files; sink configuration errors.
 mod sinks;
+/// The history store on a real PostgreSQL server.
+mod store_pg;
 /// Shared helpers: testbed DNS, clients, the runner, the binary.
 mod support;

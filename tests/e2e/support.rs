@@ -41,6 +41,7 @@ pub fn dns_client(addr: SocketAddr) -> Dns {
         timeout: Duration::from_millis(500),
         attempts: 0,
         concurrency: 64,
+        ..DnsConfig::default()
     })
     .expect("resolver builds")
 }

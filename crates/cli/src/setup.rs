@@ -153,6 +153,7 @@ pub fn dns(args: &DnsArgs, config: &Config) -> Result<Dns, Failure> {
             .or(config.resolver.attempts)
             .unwrap_or(defaults.attempts),
         concurrency: config.resolver.concurrency.unwrap_or(defaults.concurrency),
+        ..defaults
     };
     Dns::new(&cfg).map_err(failed)
 }

@@ -137,6 +137,8 @@ pub struct DnsConfig {
     pub attempts: usize,
     /// Questions in flight at once, across the whole run.
     pub concurrency: usize,
+    /// Questions remembered at most (shared questions stay; see `cache.rs`).
+    pub cache_capacity: usize,
 }
 
 impl Default for DnsConfig {
@@ -146,6 +148,7 @@ impl Default for DnsConfig {
             timeout: Duration::from_secs(3),
             attempts: 1,
             concurrency: 64,
+            cache_capacity: 200_000,
         }
     }
 }
@@ -252,7 +255,7 @@ impl Dns {
                 resolver,
                 nameservers,
                 limit: Semaphore::new(config.concurrency.max(1)),
-                cache: QuestionCache::default(),
+                cache: QuestionCache::with_capacity(config.cache_capacity),
                 queries: AtomicU64::new(0),
                 shared: AtomicU64::new(0),
             }),

@@ -49,32 +49,41 @@ pub fn render(report: &Report) -> String {
                 f.code,
                 esc(&f.subject)
             );
-            let _ = writeln!(out, "**{}**\n", esc(&f.title));
-            let _ = writeln!(out, "{}\n", esc(&f.detail));
-            if !f.evidence.is_empty() {
-                let _ = writeln!(out, "Evidence:\n");
-                for e in &f.evidence {
-                    let _ = writeln!(out, "- {}", esc(e));
-                }
-                out.push('\n');
-            }
-            if !f.ndr.is_empty() {
-                let _ = writeln!(out, "Senders see: {}\n", esc(&f.ndr.join("; ")));
-            }
-            if !f.remediation.is_empty() {
-                let _ = writeln!(out, "Remediation:\n");
-                for line in f.remediation.lines().filter(|l| !l.trim().is_empty()) {
-                    let _ = writeln!(out, "> {}", esc(line));
-                }
-                out.push('\n');
-            }
-            if !f.references.is_empty() {
-                let _ = writeln!(out, "References: {}\n", esc(&f.references.join(", ")));
-            }
+            finding_body(&mut out, f);
         }
         for (plugin, why) in errors {
             let _ = writeln!(out, "- **Error** in check `{}`: {}", esc(plugin), esc(why));
         }
     }
     out
+}
+
+/// The body of one finding in Markdown (title, detail, evidence, what senders
+/// see, remediation, references), every value escaped. Shared with the sinks'
+/// Markdown renderer.
+pub fn finding_body(out: &mut String, f: &crate::model::Finding) {
+    let _ = writeln!(out, "**{}**\n", esc(&f.title));
+    if !f.detail.is_empty() {
+        let _ = writeln!(out, "{}\n", esc(&f.detail));
+    }
+    if !f.evidence.is_empty() {
+        let _ = writeln!(out, "Evidence:\n");
+        for e in &f.evidence {
+            let _ = writeln!(out, "- {}", esc(e));
+        }
+        out.push('\n');
+    }
+    if !f.ndr.is_empty() {
+        let _ = writeln!(out, "Senders see: {}\n", esc(&f.ndr.join("; ")));
+    }
+    if !f.remediation.is_empty() {
+        let _ = writeln!(out, "Remediation:\n");
+        for line in f.remediation.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(out, "> {}", esc(line));
+        }
+        out.push('\n');
+    }
+    if !f.references.is_empty() {
+        let _ = writeln!(out, "References: {}\n", esc(&f.references.join(", ")));
+    }
 }

@@ -35,26 +35,7 @@ pub fn render(report: &Report) -> String {
                 f.code,
                 esc(&f.subject)
             );
-            let _ = writeln!(out, "  {}", esc(&f.title));
-            let _ = writeln!(out, "  {}", esc(&f.detail));
-            if !f.evidence.is_empty() {
-                let _ = writeln!(out, "  Evidence:");
-                for e in &f.evidence {
-                    let _ = writeln!(out, "    {}", esc(e));
-                }
-            }
-            if !f.ndr.is_empty() {
-                let _ = writeln!(out, "  Senders see: {}", esc(&f.ndr.join("; ")));
-            }
-            if !f.remediation.is_empty() {
-                let _ = writeln!(out, "  Remediation:");
-                for line in f.remediation.lines() {
-                    let _ = writeln!(out, "    {}", esc(line));
-                }
-            }
-            if !f.references.is_empty() {
-                let _ = writeln!(out, "  References: {}", esc(&f.references.join(", ")));
-            }
+            finding_body(&mut out, f);
         }
         for (plugin, why) in &errors {
             let _ = writeln!(
@@ -79,4 +60,32 @@ pub fn render(report: &Report) -> String {
         errors
     );
     out
+}
+
+/// The body of one finding for a terminal (title, detail, evidence, what
+/// senders see, remediation, references), indented under its heading line.
+/// Shared with the sinks' text renderer.
+pub fn finding_body(out: &mut String, f: &crate::model::Finding) {
+    let _ = writeln!(out, "  {}", esc(&f.title));
+    if !f.detail.is_empty() {
+        let _ = writeln!(out, "  {}", esc(&f.detail));
+    }
+    if !f.evidence.is_empty() {
+        let _ = writeln!(out, "  Evidence:");
+        for e in &f.evidence {
+            let _ = writeln!(out, "    {}", esc(e));
+        }
+    }
+    if !f.ndr.is_empty() {
+        let _ = writeln!(out, "  Senders see: {}", esc(&f.ndr.join("; ")));
+    }
+    if !f.remediation.is_empty() {
+        let _ = writeln!(out, "  Remediation:");
+        for line in f.remediation.lines() {
+            let _ = writeln!(out, "    {}", esc(line));
+        }
+    }
+    if !f.references.is_empty() {
+        let _ = writeln!(out, "  References: {}", esc(&f.references.join(", ")));
+    }
 }

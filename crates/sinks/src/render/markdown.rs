@@ -71,30 +71,7 @@ pub fn render(batch: &Batch) -> String {
                 f.code.replace('`', "'"),
                 esc(&f.subject)
             );
-            let _ = writeln!(out, "**{}**\n", esc(&f.title));
-            if !f.detail.is_empty() {
-                let _ = writeln!(out, "{}\n", esc(&f.detail));
-            }
-            if !f.evidence.is_empty() {
-                let _ = writeln!(out, "Evidence:\n");
-                for line in &f.evidence {
-                    let _ = writeln!(out, "- {}", esc(line));
-                }
-                out.push('\n');
-            }
-            if !f.ndr.is_empty() {
-                let _ = writeln!(out, "Senders see: {}\n", esc(&f.ndr.join("; ")));
-            }
-            if !f.remediation.is_empty() {
-                let _ = writeln!(out, "Remediation:\n");
-                for line in f.remediation.lines().filter(|l| !l.trim().is_empty()) {
-                    let _ = writeln!(out, "> {}", esc(line));
-                }
-                out.push('\n');
-            }
-            if !f.references.is_empty() {
-                let _ = writeln!(out, "References: {}\n", esc(&f.references.join(", ")));
-            }
+            mxaudit_core::render::markdown::finding_body(&mut out, f);
         }
         for c in errors {
             let _ = writeln!(

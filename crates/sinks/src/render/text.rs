@@ -40,28 +40,7 @@ pub fn render(batch: &Batch) -> String {
                 esc(&f.code),
                 esc(&f.subject)
             );
-            let _ = writeln!(out, "  {}", esc(&f.title));
-            if !f.detail.is_empty() {
-                let _ = writeln!(out, "  {}", esc(&f.detail));
-            }
-            if !f.evidence.is_empty() {
-                let _ = writeln!(out, "  Evidence:");
-                for line in &f.evidence {
-                    let _ = writeln!(out, "    {}", esc(line));
-                }
-            }
-            if !f.ndr.is_empty() {
-                let _ = writeln!(out, "  Senders see: {}", esc(&f.ndr.join("; ")));
-            }
-            if !f.remediation.is_empty() {
-                let _ = writeln!(out, "  Remediation:");
-                for line in f.remediation.lines() {
-                    let _ = writeln!(out, "    {}", esc(line));
-                }
-            }
-            if !f.references.is_empty() {
-                let _ = writeln!(out, "  References: {}", esc(&f.references.join(", ")));
-            }
+            mxaudit_core::render::text::finding_body(&mut out, f);
         }
         for c in errors {
             let _ = writeln!(

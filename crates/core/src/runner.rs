@@ -10,7 +10,7 @@ use futures::StreamExt;
 use mxaudit_dns::Dns;
 
 use crate::address::AddressPolicy;
-use crate::check::{CheckCx, Target};
+use crate::check::{Check, CheckCx, Target};
 use crate::manifest::Plugin;
 use crate::model::{CheckResult, CheckStatus, Finding, Lang, Severity};
 use crate::text::TextRenderer;
@@ -64,6 +64,15 @@ pub struct RunOutput {
     pub checks: Vec<CheckResult>,
 }
 
+/// One (plugin, target) task. A named struct rather than a tuple: the trait
+/// object's `'static` bound is then explicit, which the task's future needs.
+struct Job {
+    ti: usize,
+    pi: usize,
+    target: Target,
+    check: Arc<dyn Check>,
+}
+
 /// Runs every plugin on every target.
 pub async fn run(
     plugins: &[Plugin],
@@ -76,13 +85,15 @@ pub async fn run(
     let mut jobs = Vec::new();
     for (ti, target) in targets.iter().enumerate() {
         for (pi, plugin) in plugins.iter().enumerate() {
-            jobs.push((ti, pi, target.clone(), plugin.clone()));
+            // Only the check is shared with the task: cloning a whole plugin (its
+            // manifest text) per (plugin, target) costs more than the DNS work.
+            jobs.push(Job { ti, pi, target: target.clone(), check: plugin.check.clone() });
         }
     }
     let total = jobs.len();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let results: Vec<_> = futures::stream::iter(jobs)
-        .map(|(ti, pi, target, plugin)| {
+        .map(|Job { ti, pi, target, check }| {
             let cx = CheckCx {
                 dns: dns.clone(),
                 addresses: addresses.clone(),
@@ -93,7 +104,6 @@ pub async fn run(
             let done = done.clone();
             async move {
                 let started = Instant::now();
-                let check = plugin.check.clone();
                 let t = target.clone();
                 // A task of its own, so that a panic in an engine is caught as a JoinError.
                 let handle = tokio::spawn(async move { check.run(&t, &cx).await });
@@ -119,7 +129,7 @@ pub async fn run(
                         total,
                     );
                 }
-                (ti, pi, target, plugin, outcome, started.elapsed())
+                (ti, pi, target, outcome, started.elapsed())
             }
         })
         .buffer_unordered(opts.concurrency.max(1))
@@ -130,7 +140,8 @@ pub async fn run(
     results.sort_by_key(|(ti, pi, ..)| (*ti, *pi));
     let mut out = RunOutput::default();
     let mut per_target: BTreeMap<usize, Vec<Finding>> = BTreeMap::new();
-    for (ti, _pi, target, plugin, outcome, elapsed) in results {
+    for (ti, pi, target, outcome, elapsed) in results {
+        let plugin = &plugins[pi];
         let domain = target.domain.to_string();
         let (status, detail) = match outcome {
             Ok(report) => {

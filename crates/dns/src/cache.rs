@@ -32,7 +32,7 @@ pub(crate) struct QuestionCache {
 
 impl Default for QuestionCache {
     fn default() -> Self {
-        QuestionCache::with_capacity(200_000)
+        QuestionCache::with_capacity(100_000)
     }
 }
 

@@ -148,7 +148,7 @@ impl Default for DnsConfig {
             timeout: Duration::from_secs(3),
             attempts: 1,
             concurrency: 64,
-            cache_capacity: 200_000,
+            cache_capacity: 100_000,
         }
     }
 }

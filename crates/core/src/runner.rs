@@ -87,51 +87,63 @@ pub async fn run(
         for (pi, plugin) in plugins.iter().enumerate() {
             // Only the check is shared with the task: cloning a whole plugin (its
             // manifest text) per (plugin, target) costs more than the DNS work.
-            jobs.push(Job { ti, pi, target: target.clone(), check: plugin.check.clone() });
+            jobs.push(Job {
+                ti,
+                pi,
+                target: target.clone(),
+                check: plugin.check.clone(),
+            });
         }
     }
     let total = jobs.len();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let results: Vec<_> = futures::stream::iter(jobs)
-        .map(|Job { ti, pi, target, check }| {
-            let cx = CheckCx {
-                dns: dns.clone(),
-                addresses: addresses.clone(),
-                deadline: Instant::now() + opts.task_timeout,
-            };
-            let timeout = opts.task_timeout;
-            let progress = opts.progress.clone();
-            let done = done.clone();
-            async move {
-                let started = Instant::now();
-                let t = target.clone();
-                // A task of its own, so that a panic in an engine is caught as a JoinError.
-                let handle = tokio::spawn(async move { check.run(&t, &cx).await });
-                let abort = handle.abort_handle();
-                let outcome = match tokio::time::timeout(timeout, handle).await {
-                    Ok(Ok(report)) => Ok(report),
-                    Ok(Err(join)) => Err(if join.is_panic() {
-                        "the check crashed (panic); this is a bug in mxaudit".to_owned()
-                    } else {
-                        "the check was cancelled".to_owned()
-                    }),
-                    Err(_) => {
-                        abort.abort();
-                        Err(format!(
-                            "the check did not finish within {}",
-                            humanize(timeout)
-                        ))
-                    }
+        .map(
+            |Job {
+                 ti,
+                 pi,
+                 target,
+                 check,
+             }| {
+                let cx = CheckCx {
+                    dns: dns.clone(),
+                    addresses: addresses.clone(),
+                    deadline: Instant::now() + opts.task_timeout,
                 };
-                if let Some(hook) = &progress {
-                    hook(
-                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                        total,
-                    );
+                let timeout = opts.task_timeout;
+                let progress = opts.progress.clone();
+                let done = done.clone();
+                async move {
+                    let started = Instant::now();
+                    let t = target.clone();
+                    // A task of its own, so that a panic in an engine is caught as a JoinError.
+                    let handle = tokio::spawn(async move { check.run(&t, &cx).await });
+                    let abort = handle.abort_handle();
+                    let outcome = match tokio::time::timeout(timeout, handle).await {
+                        Ok(Ok(report)) => Ok(report),
+                        Ok(Err(join)) => Err(if join.is_panic() {
+                            "the check crashed (panic); this is a bug in mxaudit".to_owned()
+                        } else {
+                            "the check was cancelled".to_owned()
+                        }),
+                        Err(_) => {
+                            abort.abort();
+                            Err(format!(
+                                "the check did not finish within {}",
+                                humanize(timeout)
+                            ))
+                        }
+                    };
+                    if let Some(hook) = &progress {
+                        hook(
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                            total,
+                        );
+                    }
+                    (ti, pi, target, outcome, started.elapsed())
                 }
-                (ti, pi, target, outcome, started.elapsed())
-            }
-        })
+            },
+        )
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;

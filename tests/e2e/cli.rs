@@ -344,3 +344,48 @@ fn demo_runs_offline() {
         assert!(s.contains(needle), "demo shows {needle}:\n{s}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spf_command_prints_the_result_and_the_tree() {
+    let server = demo_server().await;
+    let ns = server.addr().to_string();
+    let json = mxaudit_async(vec![
+        "spf".into(),
+        "healthy.example".into(),
+        "--ip".into(),
+        "198.51.100.10".into(),
+        "--nameserver".into(),
+        ns.clone(),
+        "--format".into(),
+        "json".into(),
+    ])
+    .await;
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["result"], "pass", "{v:#}");
+    assert!(v["lookups"].as_u64().is_some_and(|n| n >= 1), "{v:#}");
+    assert!(v.get("explanation").is_some());
+    let fail = mxaudit_async(vec![
+        "spf".into(),
+        "healthy.example".into(),
+        "--nameserver".into(),
+        ns.clone(),
+        "--format".into(),
+        "json".into(),
+    ])
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&fail.stdout).expect("json");
+    assert_eq!(v["result"], "fail", "an unlisted address: {v:#}");
+    let text = mxaudit_async(vec![
+        "spf".into(),
+        "sub.healthy.example".into(),
+        "--nameserver".into(),
+        ns,
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("redirect=healthy.example") && text.contains("v=spf1 mx -all"),
+        "{text}"
+    );
+}

@@ -22,6 +22,9 @@ mod scale;
 /// Sinks against real receivers: HTTP (retries, Retry-After, spool, dead letters,
 /// idempotency, escaping), SMTP (aiosmtpd), files; sink configuration errors.
 mod sinks;
+/// SPF (RFC 7208): the openspf conformance suite through the public API, and
+/// every finding of the `spf` plugin against the testbed.
+mod spf;
 /// The history store on a real PostgreSQL server.
 mod store_pg;
 /// Shared helpers: testbed DNS, clients, the runner, the binary.

@@ -11,6 +11,7 @@ pub mod mx;
 pub mod preflight;
 pub mod ptr;
 pub mod resolve;
+pub mod spf;
 
 use mxaudit_core::EngineEntry;
 
@@ -19,6 +20,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<mx::Mx>(),
     EngineEntry::of::<address::Address>(),
     EngineEntry::of::<ptr::Ptr>(),
+    EngineEntry::of::<spf::Spf>(),
     EngineEntry::of::<dmarc::Dmarc>(),
     EngineEntry::of::<dns_assert::DnsAssert>(),
     EngineEntry::of::<exec::Exec>(),
@@ -41,6 +43,7 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("mx"),
     manifest!("address"),
     manifest!("ptr"),
+    manifest!("spf"),
     manifest!("dmarc"),
     manifest!("mta-sts"),
     manifest!("tlsrpt"),

@@ -41,6 +41,31 @@ pub enum Command {
     History(HistoryArgs),
     /// Run the configured schedules; serve /healthz and /metrics.
     Daemon(DaemonArgs),
+    /// Evaluate a domain's SPF policy (RFC 7208 check_host) and show its record tree.
+    Spf(SpfArgs),
+}
+
+/// `mxaudit spf`.
+#[derive(Debug, Args, Clone)]
+pub struct SpfArgs {
+    /// The domain.
+    pub domain: String,
+    /// The client address (default: 192.0.2.1, an address no real record lists:
+    /// the result a forger gets).
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<std::net::IpAddr>,
+    /// MAIL FROM (default postmaster@DOMAIN; `''` checks the HELO identity, RFC 7208 §2.3).
+    #[arg(long, value_name = "ADDRESS")]
+    pub sender: Option<String>,
+    /// HELO/EHLO name (default: the domain).
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Output format: text or json.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// DNS options.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 /// `mxaudit run`.

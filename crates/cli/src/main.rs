@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             Command::Run(r) => commands::run::run(r).await,
             Command::History(h) => commands::history::run(h).await,
             Command::Daemon(d) => commands::daemon::run(d).await,
+            Command::Spf(a) => commands::spf::run(a).await,
         }
     });
     match result {

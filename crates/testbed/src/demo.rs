@@ -18,6 +18,10 @@ const ZONES: &[(&str, &str)] = &[
         include_str!("../worlds/demo/outlook.zone"),
     ),
     ("arpa", include_str!("../worlds/demo/reverse.zone")),
+    (
+        "spf.protection.outlook.com",
+        include_str!("../worlds/demo/spf-outlook.zone"),
+    ),
 ];
 
 const FAULTS: &str = include_str!("../worlds/demo/faults.txt");

@@ -7,8 +7,10 @@
 
 pub mod demo;
 pub mod dns;
+pub mod scripted;
 
 pub use dns::{DnsServer, Fault, ZoneText};
+pub use scripted::{ScriptedDns, ScriptedRecord, ScriptedZone};
 
 /// Errors starting a test world.
 #[derive(Debug, thiserror::Error)]

@@ -9,3 +9,4 @@ pub mod history;
 pub mod plugins;
 pub mod preflight;
 pub mod run;
+pub mod spf;

@@ -22,6 +22,10 @@ mod scale;
 /// Sinks against real receivers: HTTP (retries, Retry-After, spool, dead letters,
 /// idempotency, escaping), SMTP (aiosmtpd), files; sink configuration errors.
 mod sinks;
+/// The smtp engine: scripted SMTP servers on loopback (open relay, catch-all,
+/// certificates, tarpits, hostile servers), the single-host probe, and a real
+/// postfix configured as a closed relay.
+mod smtp;
 /// SPF (RFC 7208): the openspf conformance suite through the public API, and
 /// every finding of the `spf` plugin against the testbed.
 mod spf;

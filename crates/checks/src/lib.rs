@@ -11,6 +11,7 @@ pub mod mx;
 pub mod preflight;
 pub mod ptr;
 pub mod resolve;
+pub mod smtp;
 pub mod spf;
 
 use mxaudit_core::EngineEntry;
@@ -25,6 +26,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<dns_assert::DnsAssert>(),
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
+    EngineEntry::of::<smtp::Smtp>(),
 ];
 
 /// `("builtin:plugins/<stem>.toml", <text>)`, compiled in.
@@ -50,4 +52,5 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("dkim-microsoft365-selector1"),
     manifest!("dkim-microsoft365-selector2"),
     manifest!("preflight"),
+    manifest!("smtp"),
 ];

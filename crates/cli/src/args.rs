@@ -43,6 +43,32 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Evaluate a domain's SPF policy (RFC 7208 check_host) and show its record tree.
     Spf(SpfArgs),
+    /// Probe one SMTP server like the relay review does, and print the transcript.
+    Smtp(SmtpArgs),
+}
+
+/// `mxaudit smtp`.
+#[derive(Debug, Args, Clone)]
+pub struct SmtpArgs {
+    /// The host: a name or an address, with an optional `:port` (default 25).
+    pub host: String,
+    /// The domain the server receives mail for (enables the postmaster,
+    /// null-sender and unknown-recipient tests).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Extra trusted CA certificates (PEM), for private PKIs (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Treat addresses in this range as public (repeatable); loopback and
+    /// private addresses are refused without it.
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<IpNet>,
+    /// Output format: text or json.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// DNS options.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 /// `mxaudit spf`.
@@ -211,6 +237,9 @@ pub struct AuditArgs {
     /// A directory of your own plugin manifests (repeatable).
     #[arg(long = "plugins-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Extra trusted CA certificates (PEM) for the SMTP probe, for private PKIs (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
     /// Treat addresses in this range as ordinary public addresses (repeatable).
     #[arg(long = "allow-target", value_name = "CIDR")]
     pub allow_targets: Vec<IpNet>,

@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             Command::History(h) => commands::history::run(h).await,
             Command::Daemon(d) => commands::daemon::run(d).await,
             Command::Spf(a) => commands::spf::run(a).await,
+            Command::Smtp(a) => commands::smtp::run(a).await,
         }
     });
     match result {

@@ -5,9 +5,11 @@
 
 #![deny(missing_docs)]
 
+pub mod certs;
 pub mod demo;
 pub mod dns;
 pub mod scripted;
+pub mod smtp;
 
 pub use dns::{DnsServer, Fault, ZoneText};
 pub use scripted::{ScriptedDns, ScriptedRecord, ScriptedZone};

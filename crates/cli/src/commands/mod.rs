@@ -9,4 +9,5 @@ pub mod history;
 pub mod plugins;
 pub mod preflight;
 pub mod run;
+pub mod smtp;
 pub mod spf;

@@ -26,6 +26,13 @@ async fn preflight(server: &DnsServer, args: &[&str]) -> (i32, Value) {
             "--allow-target",
             "203.0.113.0/24",
         ])
+        // These worlds' smart hosts are documentation addresses: never probe them
+        // (only the loopback test allows 127.0.0.0/8 and probes).
+        .args(if args.contains(&"127.0.0.0/8") {
+            &[][..]
+        } else {
+            &["--dns-only"][..]
+        })
         .output()
         .await
         .expect("runs");
@@ -226,4 +233,68 @@ async fn text_and_markdown_checklists() {
     let out = crate::support::mxaudit_run(&["preflight", "x.test", "--to", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile `nope`"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_path_back_is_probed_like_the_connector_will() {
+    use mxaudit_testbed::smtp::{SmtpScript, SmtpServer};
+    let server = dns_server(&fixture("zones/preflight")).await;
+    // A closed relay without STARTTLS: WARN (a connector that requires TLS fails with 4.4.317).
+    let smtp = SmtpServer::start(
+        std::net::SocketAddr::from(([127, 77, 0, 71], 0)),
+        SmtpScript::new("closed-smarthost.test")
+            .rcpt("postmaster@ready.test", "250 2.1.5 Ok")
+            .rcpt_default("550 5.7.1 Relaying denied"),
+    )
+    .await
+    .expect("smtp server");
+    let host = format!("closed-smarthost.test:{}", smtp.port());
+    let (code, v) = preflight(
+        &server,
+        &[
+            "ready.test",
+            "--smart-host",
+            &host,
+            "--allow-target",
+            "127.0.0.0/8",
+        ],
+    )
+    .await;
+    assert!(has(&v, "OK", "preflight.smarthost_ok"), "{:?}", lines(&v));
+    assert!(has(&v, "WARN", "smtp.starttls_missing"), "{:?}", lines(&v));
+    assert!(
+        !lines(&v).iter().any(|(_, c)| c == "smtp.open_relay"),
+        "{:?}",
+        lines(&v)
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(smtp.data_attempts(), 0);
+    // Nothing listens: the connector would fail with 4.4.316, a BLOCKER.
+    let (code, v) = preflight(
+        &server,
+        &[
+            "ready.test",
+            "--smart-host",
+            &format!("down-smarthost.test:{}", smtp.port()),
+            "--allow-target",
+            "127.0.0.0/8",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1);
+    let refused = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["code"] == "smtp.connection_refused")
+        .expect("line");
+    assert_eq!(refused["status"], "BLOCKER");
+    assert!(
+        refused["ndr"]
+            .as_array()
+            .expect("ndr")
+            .iter()
+            .any(|n| n.as_str().is_some_and(|s| s.contains("4.4.316"))),
+        "{refused:#}"
+    );
 }

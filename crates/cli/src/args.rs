@@ -146,9 +146,13 @@ pub struct PreflightArgs {
     /// The provider profile the MX moves to, e.g. microsoft365.
     #[arg(long = "to", value_name = "PROFILE")]
     pub to: String,
-    /// The on-premises host the provider's connector will deliver to.
-    #[arg(long = "smart-host", value_name = "HOST")]
+    /// The on-premises host the provider's connector will deliver to
+    /// (`host` or `host:port`); it is probed over SMTP unless `--dns-only`.
+    #[arg(long = "smart-host", value_name = "HOST[:PORT]")]
     pub smart_host: Option<String>,
+    /// Check only DNS: do not connect to the smart host.
+    #[arg(long = "dns-only")]
+    pub dns_only: bool,
     /// Output format: text, json, markdown.
     #[arg(long, short = 'f', default_value = "text")]
     pub format: String,

@@ -45,7 +45,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, Failure> {
     audit::execute(&audit_args, &config).await?;
     if args.serve.is_some() {
         eprintln!(
-            "mxaudit demo: the offline world stays up on {addr} (UDP and TCP). Try:\n  mxaudit audit contoso.example --profile microsoft365 --nameserver {addr} --allow-target 198.51.100.0/24 --allow-target 203.0.113.0/24 --allow-target 2001:db8::/32\n  mxaudit preflight onprem.example --to microsoft365 --smart-host mx1.healthy.example --nameserver {addr} --allow-target 198.51.100.0/24 --allow-target 203.0.113.0/24 --allow-target 2001:db8::/32\nCtrl-C stops it.",
+            "mxaudit demo: the offline world stays up on {addr} (UDP and TCP). Try:\n  mxaudit audit contoso.example --profile microsoft365 --nameserver {addr} --allow-target 198.51.100.0/24 --allow-target 203.0.113.0/24 --allow-target 2001:db8::/32\n  mxaudit preflight onprem.example --to microsoft365 --smart-host mx1.healthy.example --dns-only --nameserver {addr} --allow-target 198.51.100.0/24 --allow-target 203.0.113.0/24 --allow-target 2001:db8::/32\nCtrl-C stops it.",
             addr = server.addr()
         );
         let _ = tokio::signal::ctrl_c().await;

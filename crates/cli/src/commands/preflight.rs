@@ -79,12 +79,22 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
         None => config.language.unwrap_or_default(),
     };
     let domain = DomainName::parse(&args.domain).map_err(usage)?;
-    let smart_host = args
-        .smart_host
-        .as_deref()
-        .map(DomainName::parse)
-        .transpose()
-        .map_err(usage)?;
+    // `host` or `host:port`: the connector may deliver to another port than 25.
+    let (smart_host, smart_port) = match args.smart_host.as_deref() {
+        Some(h) => {
+            let (name, port) = match h.rsplit_once(':') {
+                Some((n, p)) if !n.contains(':') => (
+                    n,
+                    p.parse::<u16>().map_err(|_| {
+                        usage(anyhow!("--smart-host: bad port in `{}`", h.escape_debug()))
+                    })?,
+                ),
+                _ => (h, 25),
+            };
+            (Some(DomainName::parse(name).map_err(usage)?), port)
+        }
+        None => (None, 25),
+    };
     let profiles = config.all_profiles();
     let profile = profiles
         .iter()
@@ -119,7 +129,20 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
         severity: config.plugins.severity.clone(),
         ..RunOptions::default()
     };
-    let out = runner::run(&plugins, &[target], &dns, policy, &opts).await;
+    let out = runner::run(&plugins, &[target], &dns, policy.clone(), &opts).await;
+    let mut findings = out.findings;
+    let mut checks = out.checks;
+    // The path back, as the provider's connector will see it: port 25 (4.4.315,
+    // 4.4.316), greeting and STARTTLS (4.4.317), certificate (4.7.320), not an
+    // open relay. Only when the smart host resolved to an address we may probe.
+    let resolved = findings.iter().any(|f| f.code == "preflight.smarthost_ok");
+    if let (Some(host), true, false) = (&smart_host, resolved, args.dns_only) {
+        let (probe_findings, probe_check) =
+            probe_smart_host(&set, host, smart_port, &domain, &dns, &policy, lang).await;
+        findings.extend(probe_findings);
+        checks.push(probe_check);
+    }
+    let out = mxaudit_core::runner::RunOutput { findings, checks };
     // The checklist in the order the engine reports it (today, target, path back).
     let mut lines: Vec<Line> = out
         .findings
@@ -129,7 +152,8 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
             finding: f,
         })
         .collect();
-    // The checklist order of the engine: today, the target, the path back.
+    // The checklist order of the engine: today, the target, the path back
+    // (the smart host's SMTP lines come last).
     let order: Vec<&str> = mxaudit_checks::ENGINES
         .iter()
         .find(|e| e.name == "preflight")
@@ -185,6 +209,49 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
     } else {
         0
     })
+}
+
+/// The SMTP probe of the smart host, its observations rendered with the smtp
+/// plugin's text; their severities give the checklist status.
+async fn probe_smart_host(
+    set: &mxaudit_core::registry::PluginSet,
+    host: &DomainName,
+    port: u16,
+    domain: &DomainName,
+    dns: &mxaudit_dns::Dns,
+    policy: &mxaudit_core::AddressPolicy,
+    lang: Lang,
+) -> (Vec<Finding>, CheckResult) {
+    let started = std::time::Instant::now();
+    let opts = mxaudit_checks::smtp::SmtpProbeOptions {
+        recipient_domain: Some(domain.bare().to_owned()),
+        ..Default::default()
+    };
+    let out = mxaudit_checks::smtp::probe_host(host.bare(), port, &opts, dns, policy).await;
+    let renderer = mxaudit_core::text::TextRenderer::new(lang);
+    let findings: Vec<Finding> = match set.plugins.iter().find(|p| p.meta.id == "smtp") {
+        Some(smtp) => out
+            .observations
+            .iter()
+            .map(|o| renderer.finding(&smtp.meta, &domain.to_string(), o, None))
+            .collect(),
+        None => Vec::new(),
+    };
+    let status = if !out.errors.is_empty() {
+        mxaudit_core::CheckStatus::Error
+    } else if findings.is_empty() {
+        mxaudit_core::CheckStatus::Pass
+    } else {
+        mxaudit_core::CheckStatus::Fail
+    };
+    let check = CheckResult {
+        domain: domain.to_string(),
+        plugin: "smtp".to_owned(),
+        status,
+        detail: (!out.errors.is_empty()).then(|| out.errors.join("; ")),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    (findings, check)
 }
 
 fn render(c: &Checklist, esc: fn(&str) -> String, markdown: bool) -> String {

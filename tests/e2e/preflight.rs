@@ -298,3 +298,38 @@ async fn the_path_back_is_probed_like_the_connector_will() {
         "{refused:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spf_lookup_count_after_the_change() {
+    let server = dns_server(&fixture("zones/preflight")).await;
+    let (_, v) = preflight(&server, &["ready.test"]).await;
+    let line = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["code"] == "preflight.spf_change")
+        .expect("line");
+    assert!(
+        line["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("DNS lookups; the limit is 10"),
+        "{line:#}"
+    );
+    let (code, v) = preflight(&server, &["heavy.test"]).await;
+    assert_eq!(code, 1);
+    let line = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["code"] == "preflight.spf_over_limit")
+        .expect("line");
+    assert_eq!(line["status"], "BLOCKER");
+    assert!(
+        line["title"]
+            .as_str()
+            .expect("title")
+            .contains("takes SPF to 11 DNS lookups"),
+        "{line:#}"
+    );
+}

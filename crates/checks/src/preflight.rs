@@ -78,11 +78,15 @@ impl Engine for Preflight {
         },
         CodeSpec {
             code: "preflight.spf_ready",
-            vars: &["include", "record"],
+            vars: &["include", "record", "lookups"],
         },
         CodeSpec {
             code: "preflight.spf_change",
-            vars: &["include", "record", "suggested"],
+            vars: &["include", "record", "suggested", "lookups_after"],
+        },
+        CodeSpec {
+            code: "preflight.spf_over_limit",
+            vars: &["include", "suggested", "lookups_after"],
         },
         CodeSpec {
             code: "preflight.dmarc_ok",
@@ -298,8 +302,16 @@ impl Engine for Preflight {
             }
         }
 
-        // SPF: the provider's include in the record (seed 004).
+        // SPF: the provider's include in the record (seed 004), and the DNS
+        // lookups the record will need (RFC 7208 §4.6.4: more than 10 is a permerror).
         if let Some(include) = &profile.spf_include {
+            let tree_lookups = |name: String| async move {
+                crate::spf::evaluate(&cx.dns, &crate::spf::SpfRequest::new(name))
+                    .await
+                    .tree
+                    .map(|t| t.lookups)
+                    .unwrap_or(0)
+            };
             let spf = spf_record(domain, cx).await;
             match spf {
                 Ok(Some(record)) => {
@@ -307,31 +319,45 @@ impl Engine for Preflight {
                         t.trim_start_matches(['+', '-', '~', '?'])
                             .eq_ignore_ascii_case(&format!("include:{include}"))
                     });
+                    let now = tree_lookups(domain.bare().to_owned()).await;
                     if has {
                         report.push(
                             Observation::new("preflight.spf_ready", &subject)
                                 .evidence(format!("{} TXT \"{record}\"", domain.as_str()))
                                 .var("include", include.clone())
-                                .var("record", record),
+                                .var("record", record)
+                                .var("lookups", now),
                         );
                     } else {
                         let suggested = with_include(&record, include);
+                        // The include itself counts one, plus what it includes.
+                        let after = now + 1 + tree_lookups(include.clone()).await;
+                        let code = if after > 10 {
+                            "preflight.spf_over_limit"
+                        } else {
+                            "preflight.spf_change"
+                        };
                         report.push(
-                            Observation::new("preflight.spf_change", &subject)
+                            Observation::new(code, &subject)
                                 .evidence(format!("{} TXT \"{record}\"", domain.as_str()))
                                 .var("include", include.clone())
                                 .var("record", record)
-                                .var("suggested", suggested),
+                                .var("suggested", suggested)
+                                .var("lookups_after", after),
                         );
                     }
                 }
-                Ok(None) => report.push(
-                    Observation::new("preflight.spf_change", &subject)
-                        .evidence(format!("{} TXT: no v=spf1 record", domain.as_str()))
-                        .var("include", include.clone())
-                        .var("record", "none")
-                        .var("suggested", format!("v=spf1 include:{include} -all")),
-                ),
+                Ok(None) => {
+                    let after = 1 + tree_lookups(include.clone()).await;
+                    report.push(
+                        Observation::new("preflight.spf_change", &subject)
+                            .evidence(format!("{} TXT: no v=spf1 record", domain.as_str()))
+                            .var("include", include.clone())
+                            .var("record", "none")
+                            .var("suggested", format!("v=spf1 include:{include} -all"))
+                            .var("lookups_after", after),
+                    )
+                }
                 Err(why) => report.error(why),
             }
         }

@@ -134,28 +134,16 @@ impl DnsServer {
             faults: Mutex::new(Vec::new()),
             log: QueryLog::default(),
         });
-        // UDP and TCP on the same port, so that one `ip:port` names the server.
-        let mut last_err = None;
-        for _ in 0..20 {
-            let udp = UdpSocket::bind(addr).await?;
-            let addr = udp.local_addr()?;
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => {
-                    let mut server = Server::new(LabHandler(lab.clone()));
-                    server.register_socket(udp);
-                    server.register_listener(tcp, Duration::from_secs(10), 64);
-                    return Ok(DnsServer {
-                        addr,
-                        lab,
-                        _server: server,
-                    });
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(TestbedError::Io(last_err.unwrap_or_else(|| {
-            std::io::Error::other("no free port for UDP and TCP")
-        })))
+        let (udp, tcp) = bind_udp_tcp(addr).await?;
+        let addr = udp.local_addr()?;
+        let mut server = Server::new(LabHandler(lab.clone()));
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(10), 64);
+        Ok(DnsServer {
+            addr,
+            lab,
+            _server: server,
+        })
     }
 
     /// The address to query (UDP and TCP).
@@ -208,6 +196,28 @@ impl DnsServer {
         all.sort();
         all
     }
+}
+
+/// A UDP socket and a TCP listener on the same port, so that one `ip:port`
+/// names a DNS server. With port 0 the TCP bind can lose a race for the port UDP
+/// got, so a few ports are tried.
+pub(crate) async fn bind_udp_tcp(
+    addr: SocketAddr,
+) -> Result<(UdpSocket, TcpListener), TestbedError> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_err = Some(e),
+        }
+        if addr.port() != 0 {
+            break;
+        }
+    }
+    Err(TestbedError::Io(last_err.unwrap_or_else(|| {
+        std::io::Error::other("no free port for UDP and TCP")
+    })))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -30,7 +30,6 @@ use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use tokio::net::{TcpListener, UdpSocket};
 
 use crate::TestbedError;
 
@@ -172,29 +171,16 @@ impl ScriptedDns {
             counters: Counters::default(),
         });
         let any: SocketAddr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        // UDP and TCP on the same port, so that one `ip:port` names the server; the
-        // TCP bind can lose a race for the port UDP got, so try a few ports.
-        let mut last_err = None;
-        for _ in 0..20 {
-            let udp = UdpSocket::bind(any).await?;
-            let addr = udp.local_addr()?;
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => {
-                    let mut server = Server::new(ScriptHandler(script.clone()));
-                    server.register_socket(udp);
-                    server.register_listener(tcp, Duration::from_secs(10), 64);
-                    return Ok(ScriptedDns {
-                        addr,
-                        script,
-                        _server: server,
-                    });
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(TestbedError::Io(last_err.unwrap_or_else(|| {
-            std::io::Error::other("no free port for UDP and TCP")
-        })))
+        let (udp, tcp) = crate::dns::bind_udp_tcp(any).await?;
+        let addr = udp.local_addr()?;
+        let mut server = Server::new(ScriptHandler(script.clone()));
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(10), 64);
+        Ok(ScriptedDns {
+            addr,
+            script,
+            _server: server,
+        })
     }
 
     /// The address to query (UDP and TCP).

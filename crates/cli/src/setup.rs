@@ -164,3 +164,15 @@ pub fn address_policy(args: &AuditArgs, config: &Config) -> Arc<AddressPolicy> {
     allowed.extend(args.allow_targets.iter().copied());
     Arc::new(AddressPolicy::new(allowed))
 }
+
+/// The default budget of one (plugin, domain) task: a minute for DNS checks;
+/// fifteen when a selected engine connects to mail servers, whose greeting alone
+/// may take five minutes (RFC 5321 §4.5.3.2) on every MX address.
+pub fn default_task_timeout(plugins: &[Plugin]) -> std::time::Duration {
+    let connects = plugins.iter().any(|p| {
+        mxaudit_checks::ENGINES
+            .iter()
+            .any(|e| e.name == p.meta.engine && e.connects)
+    });
+    std::time::Duration::from_secs(if connects { 15 * 60 } else { 60 })
+}

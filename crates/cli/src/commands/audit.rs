@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
@@ -70,7 +69,10 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
     let policy = setup::address_policy(args, config);
     let opts = RunOptions {
         concurrency: args.concurrency.or(config.checks.concurrency).unwrap_or(32),
-        task_timeout: config.checks.timeout.unwrap_or(Duration::from_secs(60)),
+        task_timeout: config
+            .checks
+            .timeout
+            .unwrap_or_else(|| setup::default_task_timeout(&plugins)),
         lang,
         severity: config.plugins.severity.clone(),
         progress: if args.domains_file.is_some() {

@@ -3,7 +3,6 @@
 //! sink the changes it asked for. The daemon runs the same code on schedules.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use serde::Serialize;
@@ -185,7 +184,10 @@ pub async fn execute(
     let policy = setup::address_policy(&AuditArgs::default(), config);
     let opts = RunOptions {
         concurrency: config.checks.concurrency.unwrap_or(32),
-        task_timeout: config.checks.timeout.unwrap_or(Duration::from_secs(60)),
+        task_timeout: config
+            .checks
+            .timeout
+            .unwrap_or_else(|| setup::default_task_timeout(&plugins)),
         lang: config.language.unwrap_or_default(),
         severity: config.plugins.severity.clone(),
         progress: progress_bar(),

@@ -9,6 +9,10 @@ mod cli;
 mod config_docs;
 /// The DNS layer: typed outcomes, de-duplication, TCP fallback, hostile answers.
 mod dns;
+/// DNS blocklists: the built-in list manifests against emulated list zones, the
+/// RFC 5782 §5 self-test, error codes, IPv6, rate limits, one query per
+/// (address, list) in a 1,000-domain run, and `mxaudit dnsbl`'s library call.
+mod dnsbl;
 /// Reading bounces: DSNs, NDR texts, malformed input, --audit.
 mod explain;
 /// The mx, address, ptr and dmarc checks against the demo world.

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod dmarc;
 pub mod dns_assert;
+pub mod dnsbl;
 pub mod exec;
 pub mod mx;
 pub mod preflight;
@@ -23,6 +24,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<ptr::Ptr>(),
     EngineEntry::of::<spf::Spf>(),
     EngineEntry::of::<dmarc::Dmarc>(),
+    EngineEntry::of::<dnsbl::Dnsbl>(),
     EngineEntry::of::<dns_assert::DnsAssert>(),
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
@@ -47,6 +49,14 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("ptr"),
     manifest!("spf"),
     manifest!("dmarc"),
+    manifest!("dnsbl-spamhaus-zen"),
+    manifest!("dnsbl-spamhaus-dbl"),
+    manifest!("dnsbl-spamcop"),
+    manifest!("dnsbl-barracuda"),
+    manifest!("backscatterer"),
+    manifest!("dnsbl-uceprotect-1"),
+    manifest!("dnsbl-psbl"),
+    manifest!("dnsbl-mailspike"),
     manifest!("mta-sts"),
     manifest!("tlsrpt"),
     manifest!("dkim-microsoft365-selector1"),

@@ -45,6 +45,34 @@ pub enum Command {
     Spf(SpfArgs),
     /// Probe one SMTP server like the relay review does, and print the transcript.
     Smtp(SmtpArgs),
+    /// Check addresses or host names against the blocklists, like a blacklist-check page.
+    Dnsbl(DnsblArgs),
+}
+
+/// `mxaudit dnsbl`.
+#[derive(Debug, Args, Clone)]
+pub struct DnsblArgs {
+    /// IP addresses or host names.
+    #[arg(required = true, value_name = "IP|HOST")]
+    pub inputs: Vec<String>,
+    /// Only these list plugins (comma-separated ids; default: every list).
+    #[arg(long, value_delimiter = ',', value_name = "ID,…")]
+    pub plugins: Option<Vec<String>>,
+    /// A directory of your own list manifests (repeatable).
+    #[arg(long = "plugins-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Treat addresses in this range as public (repeatable).
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<IpNet>,
+    /// Output format: text or json.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// Language: en or ja.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// DNS options.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 /// `mxaudit smtp`.

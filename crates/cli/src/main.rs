@@ -66,6 +66,7 @@ fn main() -> ExitCode {
             Command::Daemon(d) => commands::daemon::run(d).await,
             Command::Spf(a) => commands::spf::run(a).await,
             Command::Smtp(a) => commands::smtp::run(a).await,
+            Command::Dnsbl(a) => commands::dnsbl::run(a).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod dnsbl;
 pub mod explain;
 pub mod history;
 pub mod plugins;

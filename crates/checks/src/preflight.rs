@@ -463,11 +463,8 @@ async fn spf_record(
         Answer::Records(set) => Ok(set
             .txt_joined()
             .into_iter()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .find(|t| {
-                let l = t.to_ascii_lowercase();
-                l == "v=spf1" || l.starts_with("v=spf1 ")
-            })),
+            .find(|b| crate::spf::is_spf_record(b))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())),
         Answer::NxDomain { .. } | Answer::NoData { .. } => Ok(None),
         Answer::Failed(why) => Err(format!("{} TXT: {why}", domain.as_str())),
     }

@@ -82,16 +82,9 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
     // `host` or `host:port`: the connector may deliver to another port than 25.
     let (smart_host, smart_port) = match args.smart_host.as_deref() {
         Some(h) => {
-            let (name, port) = match h.rsplit_once(':') {
-                Some((n, p)) if !n.contains(':') => (
-                    n,
-                    p.parse::<u16>().map_err(|_| {
-                        usage(anyhow!("--smart-host: bad port in `{}`", h.escape_debug()))
-                    })?,
-                ),
-                _ => (h, 25),
-            };
-            (Some(DomainName::parse(name).map_err(usage)?), port)
+            let (name, port) = crate::commands::smtp::split_host(h)
+                .map_err(|e| usage(anyhow!("--smart-host: {e}")))?;
+            (Some(DomainName::parse(&name).map_err(usage)?), port)
         }
         None => (None, 25),
     };

@@ -10,7 +10,7 @@ use crate::args::{AuditArgs, SmtpArgs};
 use crate::{Failure, failed, setup, usage};
 
 /// `host`, `host:port`, `[v6]:port` or a bare IPv6 address → (host, port).
-fn split_host(s: &str) -> Result<(String, u16), String> {
+pub(crate) fn split_host(s: &str) -> Result<(String, u16), String> {
     if let Some(rest) = s.strip_prefix('[') {
         let (addr, tail) = rest
             .split_once(']')

@@ -715,13 +715,20 @@ async fn direct_check_gives_one_line_per_list() {
             .replace("id = \"dnsbl-psbl\"", "id = \"broken\""),
     ));
     // Every list, enabled in audits or not, plus the broken one.
-    let lists = dnsbl::lists_from_manifests(&manifests, None).expect("lists");
+    let plugins: Vec<mxaudit_core::manifest::Plugin> = manifests
+        .iter()
+        .map(|(path, source)| {
+            mxaudit_core::manifest::load(path, None, source, mxaudit_checks::ENGINES)
+                .expect("manifest loads")
+        })
+        .collect();
+    let lists: Vec<&dnsbl::Dnsbl> = plugins
+        .iter()
+        .filter_map(|p| p.check.engine().downcast_ref::<dnsbl::Dnsbl>())
+        .collect();
     let ids: Vec<&str> = lists.iter().map(|l| l.plugin()).collect();
     assert_eq!(ids.len(), LISTS.len() + 1, "{ids:?}");
     assert!(ids.contains(&"broken"), "{ids:?}");
-    let only = ["dnsbl-spamcop".to_owned(), "mx".to_owned()];
-    let some = dnsbl::lists_from_manifests(&manifests, Some(&only)).expect("lists");
-    assert_eq!(some.len(), 1);
     let inputs: Vec<String> = ["203.0.113.10", "mx.v6.mail.test", "10.0.0.5"]
         .iter()
         .map(|s| s.to_string())
@@ -846,4 +853,279 @@ async fn dnsbl_command_checks_an_address() {
     let bad = crate::support::mxaudit_run(&["dnsbl", "not an address!"]);
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The built-in lists are on by default, under their real zone names, which
+/// every testbed world serves (crates/testbed/worlds/blocklists): a plain
+/// `mxaudit audit` of the demo world's listed domains reports each listing
+/// with its list's meaning, and every other domain's lists pass their
+/// self-test (no query_refused, no lookup_failed).
+#[tokio::test(flavor = "multi_thread")]
+async fn default_lists_report_the_demo_world_listings() {
+    let server = crate::support::demo_server().await;
+    let dir = std::env::temp_dir().join(format!("mxaudit-dnsbl-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("audit.toml");
+    std::fs::write(&config, mxaudit_testbed::demo::CONFIG).expect("config");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+        .args(["audit", "--format", "json", "--config"])
+        .arg(&config)
+        .args(["--nameserver", &server.addr().to_string()])
+        .output()
+        .await
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let findings = v["findings"].as_array().expect("findings");
+    let of = |domain: &str, prefix: &str| -> Vec<&serde_json::Value> {
+        findings
+            .iter()
+            .filter(|f| {
+                f["domain"] == domain && f["code"].as_str().is_some_and(|c| c.starts_with(prefix))
+            })
+            .collect()
+    };
+    let listed = of("listed.example", "dnsbl.");
+    let mut got: Vec<(String, String)> = listed
+        .iter()
+        .map(|f| {
+            (
+                f["subject"].as_str().unwrap_or("").to_owned(),
+                f["title"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    for ((subject, title), (zone, meaning)) in got.iter().zip([
+        ("bl.spamcop.net", "reported as a spam source"),
+        ("dnsbl-1.uceprotect.net", "spam traps"),
+        ("zen.spamhaus.org", "XBL"),
+    ]) {
+        assert_eq!(subject, &format!("203.0.113.66 ({zone})"));
+        assert!(title.contains(meaning), "{zone}: {title}");
+    }
+    assert!(
+        listed
+            .iter()
+            .all(|f| f["code"] == "dnsbl.listed" && f["severity"] == "high")
+    );
+    let bounced = of("bouncer.example", "dnsbl.");
+    assert_eq!(bounced.len(), 1, "{bounced:#?}");
+    assert_eq!(bounced[0]["code"], "dnsbl.backscatterer_listed");
+    // No other dnsbl finding anywhere: every list answered and passed its self-test.
+    let others: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|f| {
+            f["code"].as_str().is_some_and(|c| c.starts_with("dnsbl."))
+                && f["domain"] != "listed.example"
+                && f["domain"] != "bouncer.example"
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+    // The lists are asked once per (address, list) for the whole run, however
+    // many demo domains share an MX address.
+    assert_eq!(server.count_of("10.100.51.198.zen.spamhaus.org", "A"), 1);
+    assert_eq!(server.count_of("2.0.0.127.zen.spamhaus.org", "A"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A list defined in audit.toml (`[[dnsbl]]`): runs like a manifest list with
+/// the generic text, `mxaudit dnsbl --config` asks it, and its errors name the
+/// configuration file and line.
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_lists_from_the_configuration() {
+    let server = lists_server().await;
+    let dir = std::env::temp_dir().join(format!("mxaudit-dnsbl-inline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("audit.toml");
+    let text = r#"allow_targets = ["203.0.113.0/24"]
+
+[plugins]
+only = ["acme-rbl"]
+
+[[domains]]
+name = "three.mail.test"
+
+[[dnsbl]]
+id = "acme-rbl"
+zone = "spamcop.dnsbl.test"
+name = "ACME RBL"
+[dnsbl.codes]
+"127.0.0.2" = "on the ACME list"
+[dnsbl.codes_ja]
+"127.0.0.2" = "ACME リストに登録"
+"#;
+    std::fs::write(&config, text).expect("config");
+    let run = |args: Vec<String>| {
+        let server = server.addr().to_string();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_mxaudit"))
+                .args(&args)
+                .args(["--nameserver", &server, "--timeout", "500ms"])
+                .output()
+                .await
+                .expect("runs")
+        }
+    };
+    let cfg = config.to_str().expect("utf-8").to_owned();
+    let out = run(vec![
+        "audit".into(),
+        "--format".into(),
+        "json".into(),
+        "--config".into(),
+        cfg.clone(),
+    ])
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let findings = v["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{v:#}");
+    let f = &findings[0];
+    assert_eq!(f["code"], "dnsbl.listed");
+    assert_eq!(f["plugin"], "acme-rbl");
+    assert_eq!(f["subject"], "203.0.113.10 (spamcop.dnsbl.test)");
+    let title = f["title"].as_str().expect("title");
+    assert!(
+        title.contains("ACME RBL") && title.contains("on the ACME list"),
+        "{title}"
+    );
+    let remediation = f["remediation"].as_str().expect("remediation");
+    assert!(remediation.contains("seed 001"), "{remediation}");
+    assert!(
+        !remediation.contains("spamcop.net"),
+        "generic text: {remediation}"
+    );
+
+    // `mxaudit dnsbl --config` knows the inline list.
+    let out = run(vec![
+        "dnsbl".into(),
+        "203.0.113.10".into(),
+        "--plugins".into(),
+        "acme-rbl".into(),
+        "--allow-target".into(),
+        "203.0.113.0/24".into(),
+        "--config".into(),
+        cfg.clone(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("ACME RBL (spamcop.dnsbl.test)  LISTED  127.0.0.2 on the ACME list"),
+        "{stdout}"
+    );
+
+    // Errors in an inline list name the file, the line and the key.
+    for (bad, line, needle) in [
+        (
+            text.replace("name = \"ACME RBL\"", "name = \"ACME RBL\"\nzz_unknown = 1"),
+            13,
+            "zz_unknown",
+        ),
+        (
+            text.replace(
+                "\"127.0.0.2\" = \"on the ACME list\"",
+                "\"10.0.0.2\" = \"x\"",
+            ),
+            14,
+            "outside 127.0.0.0/8",
+        ),
+        (
+            text.replace("id = \"acme-rbl\"", "id = \"dnsbl-spamcop\""),
+            9,
+            "already defined by builtin:plugins/dnsbl-spamcop.toml",
+        ),
+        (
+            text.replace("id = \"acme-rbl\"\n", ""),
+            9,
+            "missing field `id`",
+        ),
+    ] {
+        std::fs::write(&config, &bad).expect("config");
+        let out = crate::support::mxaudit_run(&["config", "check", &cfg]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("audit.toml:{line}:")),
+            "line {line}: {stderr}"
+        );
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// audit.toml shows an inline list (commented out with a single `#`): the
+/// block loads when uncommented, shows every key the engine accepts, and an
+/// unknown key in it is located at its line.
+#[test]
+fn audit_toml_inline_list_block_loads_and_shows_every_key() {
+    let example =
+        std::fs::read_to_string(crate::support::repo().join("audit.toml")).expect("audit.toml");
+    let mut block = Vec::new();
+    let mut inside = false;
+    for line in example.lines() {
+        if line.starts_with("#[[dnsbl]]") {
+            inside = true;
+        } else if line.trim().is_empty() {
+            inside = false;
+        }
+        if inside && line.starts_with('#') && !line.starts_with("##") {
+            block.push(line[1..].to_owned());
+        }
+    }
+    assert!(
+        !block.is_empty(),
+        "audit.toml has a commented [[dnsbl]] block"
+    );
+    let load = |text: &str| {
+        let config = mxaudit_core::config::Config::parse("audit.toml", text)?;
+        let mut set = crate::support::builtin_plugins();
+        set.add_inline(
+            &config,
+            "dnsbl",
+            mxaudit_checks::ENGINES,
+            dnsbl::INLINE_TEXT,
+        )?;
+        Ok::<_, mxaudit_core::tomldoc::Located>(set)
+    };
+    let text = block.join("\n");
+    let set = load(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        set.plugins
+            .iter()
+            .any(|p| p.meta.source.starts_with("audit.toml:"))
+    );
+    // An unknown key after each header: located, and serde's list of the keys
+    // it accepts must all be shown in the block.
+    let headers: Vec<usize> = block
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with('['))
+        .map(|(i, _)| i + 1)
+        .collect();
+    for at in headers {
+        let mut mutated = block.clone();
+        mutated.insert(at, "zz_unknown_key = 1".to_owned());
+        let err = load(&mutated.join(
+            "
+",
+        ))
+        .expect_err("unknown key rejected");
+        assert!(err.message.contains("zz_unknown_key"), "{err}");
+        assert_eq!(err.line, at + 1, "{err}");
+        if at == 1 {
+            let expected = err.message.split("expected").nth(1).unwrap_or_default();
+            let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(keys.len() > 10, "{err}");
+            for key in keys.iter().chain(mxaudit_core::config::INLINE_COMMON_KEYS) {
+                assert!(
+                    block.iter().any(|l| l.starts_with(&format!("{key} ="))
+                        || l.starts_with(&format!("[dnsbl.{key}]"))),
+                    "key `{key}` of [[dnsbl]] is not shown in audit.toml"
+                );
+            }
+        }
+    }
 }

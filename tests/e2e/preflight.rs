@@ -75,9 +75,24 @@ async fn checklist_lines_and_verdicts() {
         ("OK", "preflight.dmarc_ok"),
         ("OK", "preflight.a_ok"),
         ("OK", "preflight.smarthost_ok"),
+        ("OK", "preflight.smarthost_not_listed"),
     ] {
         assert!(has(&v, status, line), "{status} {line} in {:?}", lines(&v));
     }
+    // The blocklist line counts the lists asked: the six enabled built-in IP
+    // lists (the DBL lists domains, Barracuda is off by default).
+    let clean = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["code"] == "preflight.smarthost_not_listed")
+        .expect("blocklist line");
+    assert!(
+        clean["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("none of 6 blocklists")),
+        "{clean:#}"
+    );
     let spf = v["lines"]
         .as_array()
         .expect("a")
@@ -184,6 +199,65 @@ async fn checklist_lines_and_verdicts() {
     assert_eq!(code, 1);
     assert!(
         has(&v, "BLOCKER", "preflight.smarthost_private"),
+        "{:?}",
+        lines(&v)
+    );
+
+    // The path back: a smart host on a blocklist (Spamhaus PBL) is a BLOCKER
+    // with the list's own text and meaning; DNS only, so also with --dns-only.
+    let (code, v) = preflight(
+        &server,
+        &["ready.test", "--smart-host", "listed-smarthost.test"],
+    )
+    .await;
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["verdict"], "NO-GO");
+    let listed: Vec<&Value> = v["lines"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .filter(|l| l["code"] == "dnsbl.listed")
+        .collect();
+    assert_eq!(listed.len(), 1, "{:?}", lines(&v));
+    assert_eq!(listed[0]["status"], "BLOCKER");
+    assert_eq!(listed[0]["subject"], "203.0.113.68 (zen.spamhaus.org)");
+    assert!(
+        listed[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("smart host listed-smarthost.test") && d.contains("PBL")),
+        "{:#}",
+        listed[0]
+    );
+    assert!(
+        !has(&v, "OK", "preflight.smarthost_not_listed"),
+        "{:?}",
+        lines(&v)
+    );
+    // Turned off in the configuration: no blocklist line at all.
+    let dir = std::env::temp_dir().join(format!("mxaudit-preflight-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("audit.toml");
+    std::fs::write(
+        &config,
+        "[plugins]\ndisable = [\"dnsbl-spamhaus-zen\", \"dnsbl-spamhaus-dbl\", \"dnsbl-spamcop\", \"backscatterer\", \"dnsbl-uceprotect-1\", \"dnsbl-psbl\", \"dnsbl-mailspike\"]\n",
+    )
+    .expect("config");
+    let (code, v) = preflight(
+        &server,
+        &[
+            "ready.test",
+            "--smart-host",
+            "listed-smarthost.test",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        !lines(&v)
+            .iter()
+            .any(|(_, c)| c.starts_with("dnsbl.") || c == "preflight.smarthost_not_listed"),
         "{:?}",
         lines(&v)
     );

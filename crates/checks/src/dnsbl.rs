@@ -22,7 +22,7 @@
 //!
 //! The engine emits codes and facts; the prose is in `plugins/dnsbl-*.toml` and
 //! `plugins/backscatterer.toml`. `mxaudit dnsbl ADDRESS…` uses
-//! [`check_addresses`] with lists built by [`lists_from_manifests`].
+//! [`check_addresses`] with the lists of the plugin set (`Check::engine`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -32,13 +32,19 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use mxaudit_core::tomldoc::{self, Located};
 use mxaudit_core::{
     AddressPolicy, CheckCx, CheckReport, CodeSpec, Engine, Lang, Observation, PluginMeta, Target,
 };
 use mxaudit_dns::{Answer, Dns, DomainName, RType, reverse_labels};
 
 use crate::resolve::{mx_hosts, resolve_host};
+
+/// The text of lists defined inline in the configuration (`[[dnsbl]]`):
+/// `(path, source)` of a manifest with every dnsbl code, worded for any list.
+pub const INLINE_TEXT: (&str, &str) = (
+    "builtin:crates/checks/text/dnsbl-inline.toml",
+    include_str!("../text/dnsbl-inline.toml"),
+);
 
 /// `dnsbl.listed`: an MX or outbound address is on an IP list.
 pub const LISTED: &str = "dnsbl.listed";
@@ -677,12 +683,6 @@ impl Dnsbl {
         })
     }
 
-    /// Builds the list of a manifest, or `None` when its engine is not `dnsbl`.
-    /// The key variable is read from the process environment.
-    pub fn from_manifest(path: &str, source: &str) -> Result<Option<Dnsbl>, Located> {
-        read_manifest(path, source)
-    }
-
     /// The plugin id.
     pub fn plugin(&self) -> &str {
         &self.plugin
@@ -1064,25 +1064,7 @@ impl Dnsbl {
         report: &mut CheckReport,
     ) -> Vec<(IpAddr, Vec<String>)> {
         let mut subjects: Vec<(IpAddr, Vec<String>)> = Vec::new();
-        let mut add = |ip: IpAddr, who: String| {
-            // Private, loopback and documentation addresses cannot be listed on a
-            // public list (mx.target_private reports them), unless the user
-            // allowed them as public (labs).
-            if cx.addresses.non_public_reason(ip).is_some() {
-                return;
-            }
-            if ip.is_ipv6() && !self.ipv6 {
-                return;
-            }
-            match subjects.iter_mut().find(|(s, _)| *s == ip) {
-                Some((_, users)) => {
-                    if !users.contains(&who) {
-                        users.push(who);
-                    }
-                }
-                None => subjects.push((ip, vec![who])),
-            }
-        };
+        let mut add = |ip: IpAddr, who: String| self.add_subject(&mut subjects, ip, who, cx);
         match mx_hosts(&target.domain, cx, self.max_hosts).await {
             Ok(hosts) => {
                 for h in hosts {
@@ -1101,8 +1083,68 @@ impl Dnsbl {
         subjects
     }
 
+    /// Adds `ip`, used by `who`, to the addresses to look up, unless the list
+    /// cannot list it.
+    fn add_subject(
+        &self,
+        subjects: &mut Vec<(IpAddr, Vec<String>)>,
+        ip: IpAddr,
+        who: String,
+        cx: &CheckCx,
+    ) {
+        // Private, loopback and documentation addresses cannot be listed on a
+        // public list (mx.target_private reports them), unless the user
+        // allowed them as public (labs).
+        if cx.addresses.non_public_reason(ip).is_some() {
+            return;
+        }
+        if ip.is_ipv6() && !self.ipv6 {
+            return;
+        }
+        match subjects.iter_mut().find(|(s, _)| *s == ip) {
+            Some((_, users)) => {
+                if !users.contains(&who) {
+                    users.push(who);
+                }
+            }
+            None => subjects.push((ip, vec![who])),
+        }
+    }
+
+    /// Looks up `addresses`, used by `who` (e.g. `smart host mail.example.com`),
+    /// as an audit looks up MX addresses: the self-test first, the same codes,
+    /// the same questions through the run's cache. `preflight` asks this about
+    /// the smart host. Addresses this list cannot list (private ones, IPv6 on
+    /// an IPv4 list) are left out; the bool says whether any was asked.
+    pub async fn check_ips(
+        &self,
+        addresses: &[IpAddr],
+        who: &str,
+        cx: &CheckCx,
+    ) -> (CheckReport, bool) {
+        let mut report = CheckReport::default();
+        let mut subjects = Vec::new();
+        if self.kind == ListKind::Ip {
+            for ip in addresses {
+                self.add_subject(&mut subjects, *ip, who.to_owned(), cx);
+            }
+        }
+        let asked = !subjects.is_empty();
+        self.check_subjects(subjects, cx, &mut report).await;
+        (report, asked)
+    }
+
     async fn run_ip(&self, target: &Target, cx: &CheckCx, report: &mut CheckReport) {
         let subjects = self.subjects(target, cx, report).await;
+        self.check_subjects(subjects, cx, report).await;
+    }
+
+    async fn check_subjects(
+        &self,
+        subjects: Vec<(IpAddr, Vec<String>)>,
+        cx: &CheckCx,
+        report: &mut CheckReport,
+    ) {
         if subjects.is_empty() {
             return;
         }
@@ -1243,6 +1285,10 @@ impl Engine for Dnsbl {
 
     fn build(params: DnsblParams, plugin: &PluginMeta) -> Result<Self, String> {
         Dnsbl::from_params(params, &plugin.id, |var| std::env::var(var).ok())
+    }
+
+    fn emitted_codes(&self) -> Vec<&'static str> {
+        vec![self.listed_code, QUERY_REFUSED, LOOKUP_FAILED]
     }
 
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
@@ -1442,23 +1488,12 @@ enum Input {
 /// domain lists are asked about the host name itself. Each list's RFC 5782 §5
 /// self-test is asked once; a list that fails it gives `unusable` lines.
 ///
-/// How `mxaudit dnsbl 192.0.2.1 mx.example.com` calls it:
-///
-/// ```ignore
-/// let set = setup::plugin_set(&config, config_path, &args.plugins_dir)?;   // validates manifests
-/// let mut manifests: Vec<(String, String)> = mxaudit_checks::BUILTIN_MANIFESTS
-///     .iter().map(|(p, s)| (p.to_string(), s.to_string())).collect();
-/// for dir in plugin_dirs { manifests.extend(registry::read_manifest_dir(dir)?); }
-/// let lists = dnsbl::lists_from_manifests(&manifests, args.plugins.as_deref())?;
-/// let policy = AddressPolicy::new(args.allow_target.clone());
-/// let lines = dnsbl::check_addresses(&dns, &lists, &args.inputs, &policy).await?;
-/// print!("{}", dnsbl::lines_to_text(&lines, lang));     // or serde_json::to_string(&lines)
-/// // exit 1 when any line is Listed; 3 when every line Failed/Unusable
-/// for (ip, operator) in dnsbl::public_resolvers(dns.nameservers()) { eprintln!(…) }
-/// ```
+/// `mxaudit dnsbl` passes every list of the plugin set (built-in, plugin
+/// directories, inline `[[dnsbl]]`), found with
+/// `plugin.check.engine().downcast_ref::<Dnsbl>()`.
 pub async fn check_addresses(
     dns: &Dns,
-    lists: &[Dnsbl],
+    lists: &[&Dnsbl],
     inputs: &[String],
     policy: &AddressPolicy,
 ) -> Result<Vec<DnsblLine>, DnsblInputError> {
@@ -1634,65 +1669,6 @@ impl Dnsbl {
         }
         line
     }
-}
-
-/// The header keys `lists_from_manifests` needs; the rest of the manifest is
-/// validated by the core loader.
-#[derive(Deserialize)]
-struct ManifestHead {
-    id: String,
-    engine: String,
-}
-
-fn read_manifest(path: &str, source: &str) -> Result<Option<Dnsbl>, Located> {
-    let mut doc = tomldoc::parse(path, source)?;
-    let params = match tomldoc::take(&mut doc, "params") {
-        Some(v) => tomldoc::as_table(path, source, "params", v)?,
-        None => tomldoc::empty_table(),
-    };
-    let params_span = params.span();
-    let head: ManifestHead = tomldoc::deserialize(path, source, doc)?;
-    if head.engine != <Dnsbl as Engine>::NAME {
-        return Ok(None);
-    }
-    let params: DnsblParams = tomldoc::deserialize(path, source, params)?;
-    let list =
-        Dnsbl::from_params(params, &head.id, |var| std::env::var(var).ok()).map_err(|e| {
-            Located::at(
-                path,
-                source,
-                Some(params_span).filter(|s| s.end > 0),
-                format!("params: {e}"),
-            )
-        })?;
-    Ok(Some(list))
-}
-
-/// The lists defined by `dnsbl` manifests, for `mxaudit dnsbl`: `manifests` are
-/// `(path, text)` pairs, built-in first, then the user's directories (a later
-/// manifest with the same id replaces an earlier one, as `override = true`
-/// does). With `only`, exactly those ids that are dnsbl lists; without it,
-/// every list, enabled or not: `enabled` decides what an audit runs, while
-/// `mxaudit dnsbl` is an explicit request to ask the lists (a list that needs
-/// a registered resolver then shows as unusable or failed, which is the
-/// answer the user needs). Manifests of other engines are ignored.
-pub fn lists_from_manifests(
-    manifests: &[(String, String)],
-    only: Option<&[String]>,
-) -> Result<Vec<Dnsbl>, Located> {
-    let mut lists: Vec<Dnsbl> = Vec::new();
-    for (path, source) in manifests {
-        if let Some(list) = read_manifest(path, source)? {
-            match lists.iter_mut().find(|l| l.plugin == list.plugin) {
-                Some(slot) => *slot = list,
-                None => lists.push(list),
-            }
-        }
-    }
-    Ok(lists
-        .into_iter()
-        .filter(|l| only.is_none_or(|ids| ids.contains(&l.plugin)))
-        .collect())
 }
 
 #[cfg(test)]
@@ -1990,7 +1966,7 @@ ns IN A 127.0.0.1
         // The CLI path hides it too.
         let lines = check_addresses(
             &dns,
-            std::slice::from_ref(&list),
+            &[&list],
             &["203.0.113.10".to_owned()],
             &AddressPolicy::new(vec!["203.0.113.0/24".parse().expect("net")]),
         )

@@ -116,6 +116,13 @@ impl Engine for Preflight {
             code: "preflight.smarthost_private",
             vars: &["host", "address", "range"],
         },
+        // Emitted by `mxaudit preflight`, which asks the enabled blocklist
+        // plugins about the smart host; declared here for its text and its
+        // place in the checklist.
+        CodeSpec {
+            code: "preflight.smarthost_not_listed",
+            vars: &["host", "addresses", "lists", "count"],
+        },
     ];
     type Params = PreflightParams;
 

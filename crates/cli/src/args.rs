@@ -61,6 +61,10 @@ pub struct DnsblArgs {
     /// A directory of your own list manifests (repeatable).
     #[arg(long = "plugins-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// A configuration file: its `[[dnsbl]]` lists, `plugin_dirs`, resolver
+    /// and `allow_targets`.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
     /// Treat addresses in this range as public (repeatable).
     #[arg(long = "allow-target", value_name = "CIDR")]
     pub allow_targets: Vec<IpNet>,

@@ -35,12 +35,20 @@ pub fn plugin_set(
     let mut dirs: Vec<PathBuf> = config.plugin_dirs.iter().map(|d| base.join(d)).collect();
     dirs.extend(extra_dirs.iter().cloned());
     let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-    PluginSet::load(
+    let mut set = PluginSet::load(
         mxaudit_checks::ENGINES,
         mxaudit_checks::BUILTIN_MANIFESTS,
         &dirs,
     )
-    .map_err(usage)
+    .map_err(usage)?;
+    set.add_inline(
+        config,
+        "dnsbl",
+        mxaudit_checks::ENGINES,
+        mxaudit_checks::dnsbl::INLINE_TEXT,
+    )
+    .map_err(usage)?;
+    Ok(set)
 }
 
 /// The plugins to run.

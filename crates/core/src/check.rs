@@ -120,6 +120,14 @@ pub trait Engine: Sized + Send + Sync + 'static {
     fn build(params: Self::Params, plugin: &PluginMeta) -> Result<Self, String>;
     /// Runs the check on one target.
     fn run(&self, target: &Target, cx: &CheckCx) -> impl Future<Output = CheckReport> + Send;
+    /// The codes this instance can emit with its parameters; the manifest must
+    /// give text for each (and may give text only for codes in [`Engine::CODES`]).
+    /// Default: all of [`Engine::CODES`]. An engine whose parameters choose the
+    /// codes (a blocklist emits `dnsbl.listed` or `dnsbl.domain_listed`, not
+    /// both) narrows it, so manifests carry no text that is never shown.
+    fn emitted_codes(&self) -> Vec<&'static str> {
+        Self::CODES.iter().map(|c| c.code).collect()
+    }
 }
 
 /// The object-safe twin of [`Engine`], made by [`EngineEntry::of`].
@@ -129,6 +137,12 @@ pub trait Check: Send + Sync {
     fn plugin(&self) -> &PluginMeta;
     /// Runs the check on one target.
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport;
+    /// The engine itself, for commands that use an engine's own API beyond
+    /// [`Check::run`] (e.g. `preflight` asks the blocklist plugins about the
+    /// smart host): `check.engine().downcast_ref::<Dnsbl>()`.
+    fn engine(&self) -> &(dyn std::any::Any + Send + Sync);
+    /// The codes this instance can emit ([`Engine::emitted_codes`]).
+    fn emitted_codes(&self) -> Vec<&'static str>;
 }
 
 struct Adapter<E: Engine> {
@@ -143,6 +157,12 @@ impl<E: Engine> Check for Adapter<E> {
     }
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
         self.engine.run(target, cx).await
+    }
+    fn engine(&self) -> &(dyn std::any::Any + Send + Sync) {
+        &self.engine
+    }
+    fn emitted_codes(&self) -> Vec<&'static str> {
+        self.engine.emitted_codes()
     }
 }
 

@@ -62,6 +62,12 @@ pub struct Config {
     /// by the sink type (`crates/sinks`), both with located errors.
     #[serde(skip)]
     pub sinks: Vec<SinkSection>,
+    /// Blocklists defined here rather than in a manifest (`[[dnsbl]]`), parsed
+    /// in two stages: `id` and `enabled` here, the list's parameters (the
+    /// `[params]` keys of a dnsbl manifest) by the dnsbl engine when the plugin
+    /// set is built ([`crate::registry::PluginSet::add_inline`]).
+    #[serde(skip)]
+    pub dnsbl: Vec<InlineSection>,
     /// The file's path, for errors found later (sink keys).
     #[serde(skip)]
     pub path: String,
@@ -159,6 +165,84 @@ struct SinkCommon {
 /// Keys every sink has; the rest belong to the sink type.
 pub const SINK_COMMON_KEYS: &[&str] = &["type", "min_severity", "only"];
 
+/// The common part of one inline plugin table (`[[dnsbl]]`).
+#[derive(Debug, Clone)]
+pub struct InlineSection {
+    /// The plugin id (`[plugins] only`/`disable` name it).
+    pub id: String,
+    /// Whether it runs by default (default true).
+    pub enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InlineCommon {
+    id: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Keys every inline plugin table has; the rest are the engine's parameters.
+pub const INLINE_COMMON_KEYS: &[&str] = &["id", "enabled"];
+
+/// The tables of the array `key` (`[[dnsbl]]`) of a configuration text, each
+/// split into its common keys and the engine's parameters (still spanned, for
+/// located errors in the second stage).
+pub fn inline_tables<'a>(
+    path: &str,
+    source: &'a str,
+    key: &str,
+) -> Result<Vec<(InlineSection, Spanned<toml::de::DeTable<'a>>)>, Located> {
+    let mut doc = tomldoc::parse(path, source)?;
+    let Some(value) = tomldoc::take(&mut doc, key) else {
+        return Ok(Vec::new());
+    };
+    let span = value.span();
+    let toml::de::DeValue::Array(items) = value.into_inner() else {
+        return Err(Located::at(
+            path,
+            source,
+            Some(span),
+            format!("`{key}` must be an array of tables: write [[{key}]]"),
+        ));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let mut table = tomldoc::as_table(path, source, key, item)?;
+        let span = table.span();
+        let mut common = toml::de::DeTable::new();
+        for k in INLINE_COMMON_KEYS {
+            if let Some(v) = tomldoc::take(&mut table, k) {
+                common.insert(Spanned::new(v.span(), std::borrow::Cow::Borrowed(*k)), v);
+            }
+        }
+        let c: InlineCommon =
+            tomldoc::deserialize(path, source, Spanned::new(span.clone(), common)).map_err(
+                |mut e| {
+                    if e.line == 0 {
+                        let (line, column) = tomldoc::line_col(source, span.start);
+                        e.line = line;
+                        e.column = column;
+                    }
+                    e.message = format!("{key}: {}", e.message);
+                    e
+                },
+            )?;
+        out.push((
+            InlineSection {
+                id: c.id,
+                enabled: c.enabled,
+            },
+            table,
+        ));
+    }
+    Ok(out)
+}
+
 /// `[resolver]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -255,9 +339,14 @@ impl Config {
     pub fn parse(path: &str, source: &str) -> Result<Config, Located> {
         let mut doc = tomldoc::parse(path, source)?;
         let sinks_table = tomldoc::take(&mut doc, "sinks");
+        tomldoc::take(&mut doc, "dnsbl");
         let mut config: Config = tomldoc::deserialize(path, source, doc)?;
         config.path = path.to_owned();
         config.source = source.to_owned();
+        config.dnsbl = inline_tables(path, source, "dnsbl")?
+            .into_iter()
+            .map(|(section, _)| section)
+            .collect();
         if let Some(sinks) = sinks_table {
             let sinks = tomldoc::as_table(path, source, "sinks", sinks)?;
             for (id, value) in sinks.into_inner() {

@@ -128,6 +128,126 @@ pub fn load(
         None => tomldoc::empty_table(),
     };
     let header: ManifestHeader = tomldoc::deserialize(path, source, doc)?;
+    let text = read_text(path, stem, source, header, engines)?;
+    let params_span = params.span();
+    text.build(
+        ParamsInput {
+            table: params,
+            source,
+        },
+        |e| {
+            let span = e.span.or(Some(params_span.clone())).filter(|s| s.end > 0);
+            Located::at(path, source, span, format!("params: {}", e.message))
+        },
+    )
+}
+
+/// A plugin defined by a table of the configuration file rather than a
+/// manifest, e.g. `[[dnsbl]]`: the table holds the engine's parameters (plus
+/// `id` and `enabled`, already taken out), the text comes from a manifest of
+/// the engine's generic text.
+pub struct InlinePlugin<'a> {
+    /// The plugin id.
+    pub id: String,
+    /// Whether it runs by default.
+    pub enabled: bool,
+    /// The table, without `id` and `enabled`.
+    pub params: Spanned<toml::de::DeTable<'a>>,
+    /// The configuration file's path, for errors.
+    pub path: &'a str,
+    /// The configuration file's text.
+    pub source: &'a str,
+}
+
+/// Builds an inline plugin: the text of `text_source` (a manifest whose
+/// `[params]` is ignored), the parameters of `inline`, errors in them located
+/// in the configuration file.
+pub fn load_inline(
+    text_path: &str,
+    text_source: &str,
+    engines: &[EngineEntry],
+    inline: InlinePlugin<'_>,
+) -> Result<Plugin, Located> {
+    let mut doc = tomldoc::parse(text_path, text_source)?;
+    tomldoc::take(&mut doc, "params");
+    let header: ManifestHeader = tomldoc::deserialize(text_path, text_source, doc)?;
+    let mut text = read_text(text_path, None, text_source, header, engines)?;
+    let span = inline.params.span();
+    let (line, _) = tomldoc::line_col(inline.source, span.start);
+    if !valid_id(&inline.id) {
+        return Err(Located::at(
+            inline.path,
+            inline.source,
+            Some(span),
+            format!(
+                "id: `{}` must be 1-64 characters of a-z, 0-9 and -",
+                inline.id.escape_debug()
+            ),
+        ));
+    }
+    text.meta.id = inline.id;
+    text.meta.source = format!("{}:{line}", inline.path);
+    text.meta.description = format!("{} ({} line {line})", text.meta.description, inline.path);
+    text.enabled = inline.enabled;
+    text.build(
+        ParamsInput {
+            table: inline.params,
+            source: inline.source,
+        },
+        |e| {
+            let at = e.span.or(Some(span.clone())).filter(|s| s.end > 0);
+            Located::at(inline.path, inline.source, at, e.message)
+        },
+    )
+}
+
+/// A manifest's header, validated, before its parameters are built.
+struct ManifestText<'e> {
+    meta: PluginMeta,
+    enabled: bool,
+    override_builtin: bool,
+    engine: &'e EngineEntry,
+    path: String,
+}
+
+impl ManifestText<'_> {
+    fn build(
+        self,
+        params: ParamsInput<'_>,
+        locate: impl Fn(crate::check::ParamsError) -> Located,
+    ) -> Result<Plugin, Located> {
+        let check = (self.engine.build)(params, self.meta.clone()).map_err(locate)?;
+        // Text for every code this instance can emit (its parameters decide,
+        // e.g. a domain blocklist never emits dnsbl.listed).
+        for code in check.emitted_codes() {
+            if !self.meta.findings.contains_key(code) {
+                return Err(Located {
+                    path: self.path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "finding.\"{code}\": missing (engine `{}` emits it with these params; give severity, title, detail and remediation in en and ja)",
+                        self.engine.name
+                    ),
+                });
+            }
+        }
+        Ok(Plugin {
+            meta: self.meta,
+            enabled: self.enabled,
+            override_builtin: self.override_builtin,
+            check: Arc::from(check),
+        })
+    }
+}
+
+fn read_text<'e>(
+    path: &str,
+    stem: Option<&str>,
+    source: &str,
+    header: ManifestHeader,
+    engines: &'e [EngineEntry],
+) -> Result<ManifestText<'e>, Located> {
     let at = |span: std::ops::Range<usize>, msg: String| Located::at(path, source, Some(span), msg);
 
     let id = header.id.get_ref().clone();
@@ -208,19 +328,6 @@ pub fn load(
         }
         findings.insert(name.clone(), text.clone());
     }
-    for spec in engine.codes {
-        if !findings.contains_key(spec.code) {
-            return Err(Located::at(
-                path,
-                source,
-                None,
-                format!(
-                    "finding.\"{}\": missing (engine `{}` emits it; give severity, title, detail and remediation in en and ja)",
-                    spec.code, engine.name
-                ),
-            ));
-        }
-    }
 
     let meta = PluginMeta {
         id: id.clone(),
@@ -229,23 +336,12 @@ pub fn load(
         source: path.to_owned(),
         findings,
     };
-    let params_span = params.span();
-    let check = (engine.build)(
-        ParamsInput {
-            table: params,
-            source,
-        },
-        meta.clone(),
-    )
-    .map_err(|e| {
-        let span = e.span.or(Some(params_span.clone())).filter(|s| s.end > 0);
-        Located::at(path, source, span, format!("params: {}", e.message))
-    })?;
-    Ok(Plugin {
+    Ok(ManifestText {
         meta,
         enabled: header.enabled,
         override_builtin: header.override_builtin,
-        check: Arc::from(check),
+        engine,
+        path: path.to_owned(),
     })
 }
 

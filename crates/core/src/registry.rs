@@ -102,6 +102,47 @@ impl PluginSet {
         Ok(())
     }
 
+    /// Adds the plugins the configuration defines inline (`[[dnsbl]]`): their
+    /// parameters from the configuration, their text from `text` (the engine's
+    /// generic text manifest, `(path, source)`). Errors name the configuration
+    /// file and line; an id already taken is an error.
+    pub fn add_inline(
+        &mut self,
+        config: &crate::config::Config,
+        key: &str,
+        engines: &[EngineEntry],
+        text: (&str, &str),
+    ) -> Result<(), Located> {
+        for (section, params) in crate::config::inline_tables(&config.path, &config.source, key)? {
+            if let Some(existing) = self.plugins.iter().find(|p| p.meta.id == section.id) {
+                return Err(Located::at(
+                    &config.path,
+                    &config.source,
+                    Some(params.span()),
+                    format!(
+                        "{key}: id `{}` is already defined by {}",
+                        section.id.escape_debug(),
+                        existing.meta.source
+                    ),
+                ));
+            }
+            let plugin = manifest::load_inline(
+                text.0,
+                text.1,
+                engines,
+                manifest::InlinePlugin {
+                    id: section.id,
+                    enabled: section.enabled,
+                    params,
+                    path: &config.path,
+                    source: &config.source,
+                },
+            )?;
+            self.plugins.push(plugin);
+        }
+        Ok(())
+    }
+
     /// The plugins to run: `only` (when given) or every enabled plugin, minus
     /// `disable`. Unknown ids are an error naming the known ones.
     pub fn select(

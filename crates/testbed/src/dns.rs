@@ -238,7 +238,17 @@ fn fqdn(name: &str) -> String {
 
 fn build_catalog(zones: &[ZoneText]) -> Result<Catalog, TestbedError> {
     let mut catalog = Catalog::new();
-    for zone in zones {
+    // The public blocklists are part of every world, as they are part of the
+    // Internet, unless the world brings its own zone of the same name.
+    let lists: Vec<ZoneText> = crate::blocklists::zones()
+        .into_iter()
+        .filter(|l| {
+            !zones
+                .iter()
+                .any(|z| z.origin.eq_ignore_ascii_case(&l.origin))
+        })
+        .collect();
+    for zone in zones.iter().chain(&lists) {
         let origin = Name::from_ascii(&zone.origin).map_err(|e| TestbedError::Zone {
             origin: zone.origin.clone(),
             message: e.to_string(),

@@ -1,10 +1,12 @@
 //! Test worlds on loopback for mxaudit's tests, benchmarks and the offline demo.
 //!
 //! `dns`: an authoritative DNS server (hickory-server) on 127.0.0.1 serving zone
-//! files, with SERVFAIL, REFUSED, timeouts and truncation on demand.
+//! files, with SERVFAIL, REFUSED, timeouts and truncation on demand; every
+//! world also has the public blocklists (`blocklists`).
 
 #![deny(missing_docs)]
 
+pub mod blocklists;
 pub mod certs;
 pub mod demo;
 pub mod dns;

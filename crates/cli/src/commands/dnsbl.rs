@@ -3,9 +3,8 @@
 
 use anyhow::anyhow;
 
-use mxaudit_checks::dnsbl::{self, LineStatus};
+use mxaudit_checks::dnsbl::{self, Dnsbl, LineStatus};
 use mxaudit_core::config::Config;
-use mxaudit_core::registry::read_manifest_dir;
 
 use crate::args::{AuditArgs, DnsblArgs};
 use crate::{Failure, failed, setup, usage};
@@ -16,17 +15,29 @@ pub async fn run(args: DnsblArgs) -> Result<u8, Failure> {
         .lang
         .parse()
         .map_err(|e: String| usage(anyhow!("--lang: {e}")))?;
-    let config = Config::default();
-    // Validates every manifest (built-in and the user's) first, with located errors.
-    setup::plugin_set(&config, None, &args.plugin_dirs)?;
-    let mut manifests: Vec<(String, String)> = mxaudit_checks::BUILTIN_MANIFESTS
-        .iter()
-        .map(|(p, s)| ((*p).to_owned(), (*s).to_owned()))
-        .collect();
-    for dir in &args.plugin_dirs {
-        manifests.extend(read_manifest_dir(dir).map_err(usage)?);
+    let config = match &args.config {
+        Some(path) => setup::load_config(path)?,
+        None => Config::default(),
+    };
+    // Every list the plugin set knows (built-in, plugin directories, inline
+    // [[dnsbl]] tables), enabled or not: `enabled` decides what an audit runs,
+    // while `mxaudit dnsbl` is an explicit request to ask the lists (a list
+    // that needs a registered resolver then shows as unusable or failed,
+    // which is the answer the user needs).
+    let set = setup::plugin_set(&config, args.config.as_deref(), &args.plugin_dirs)?;
+    if let Some(ids) = &args.plugins {
+        set.select(Some(ids), &[]).map_err(|e| usage(anyhow!(e)))?;
     }
-    let lists = dnsbl::lists_from_manifests(&manifests, args.plugins.as_deref()).map_err(usage)?;
+    let lists: Vec<&Dnsbl> = set
+        .plugins
+        .iter()
+        .filter(|p| {
+            args.plugins
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&p.meta.id))
+        })
+        .filter_map(|p| p.check.engine().downcast_ref::<Dnsbl>())
+        .collect();
     if lists.is_empty() {
         return Err(usage(anyhow!("no blocklist selected")));
     }

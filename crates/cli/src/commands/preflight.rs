@@ -135,6 +135,25 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
         findings.extend(probe_findings);
         checks.push(probe_check);
     }
+    // The path back, continued: a smart host on a blocklist has its mail
+    // refused, and the lists also hold the spam it relays (seed 001) or the
+    // bounces it sends to forged senders (seed 002). Asked of the enabled
+    // blocklist plugins; DNS only, so also with --dns-only.
+    if let (Some(host), true) = (&smart_host, resolved) {
+        let lists: Vec<mxaudit_core::manifest::Plugin> = set
+            .select(config.plugins.only.as_deref(), &config.plugins.disable)
+            .map_err(|e| usage(anyhow!(e)))?
+            .into_iter()
+            .filter(|p| p.meta.engine == "dnsbl")
+            .collect();
+        if let Some(preflight) = plugins.first() {
+            let (list_findings, list_check) =
+                blocklists_of_smart_host(&lists, preflight, host, &domain, &dns, &policy, &opts)
+                    .await;
+            findings.extend(list_findings);
+            checks.extend(list_check);
+        }
+    }
     let out = mxaudit_core::runner::RunOutput { findings, checks };
     // The checklist in the order the engine reports it (today, target, path back).
     let mut lines: Vec<Line> = out
@@ -202,6 +221,94 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
     } else {
         0
     })
+}
+
+/// The smart host's addresses looked up on each enabled blocklist: a listing
+/// (or a list that cannot answer) is reported with that list's text and
+/// severity; when no list lists it, one OK line `preflight.smarthost_not_listed`.
+async fn blocklists_of_smart_host(
+    lists: &[mxaudit_core::manifest::Plugin],
+    preflight: &mxaudit_core::manifest::Plugin,
+    host: &DomainName,
+    domain: &DomainName,
+    dns: &mxaudit_dns::Dns,
+    policy: &Arc<mxaudit_core::AddressPolicy>,
+    opts: &RunOptions,
+) -> (Vec<Finding>, Option<CheckResult>) {
+    let started = std::time::Instant::now();
+    let cx = mxaudit_core::CheckCx {
+        dns: dns.clone(),
+        addresses: policy.clone(),
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(120),
+    };
+    let addresses = mxaudit_checks::resolve::resolve_host(host, &cx)
+        .await
+        .addresses;
+    let who = format!("smart host {host}");
+    let renderer = mxaudit_core::text::TextRenderer::new(opts.lang);
+    let mut findings = Vec::new();
+    let mut errors = Vec::new();
+    let mut asked_lists = Vec::new();
+    for plugin in lists {
+        let Some(list) = plugin
+            .check
+            .engine()
+            .downcast_ref::<mxaudit_checks::dnsbl::Dnsbl>()
+        else {
+            continue;
+        };
+        let (report, asked) = list.check_ips(&addresses, &who, &cx).await;
+        if asked {
+            asked_lists.push(list.list_name().to_owned());
+        }
+        errors.extend(report.errors);
+        for obs in &report.observations {
+            findings.push(renderer.finding(
+                &plugin.meta,
+                &domain.to_string(),
+                obs,
+                opts.severity.get(&obs.code).copied(),
+            ));
+        }
+    }
+    if asked_lists.is_empty() {
+        // No enabled list applies (none enabled, or IPv6 only on IPv4 lists).
+        return (Vec::new(), None);
+    }
+    if findings.is_empty() && errors.is_empty() {
+        let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        let obs =
+            mxaudit_core::Observation::new("preflight.smarthost_not_listed", host.to_string())
+                .evidence(format!("{}: {}", shown.join(" "), asked_lists.join(", ")))
+                .var("host", host.to_string())
+                .var("addresses", shown.join(", "))
+                .var("lists", asked_lists.join(", "))
+                .var("count", asked_lists.len());
+        findings.push(renderer.finding(
+            &preflight.meta,
+            &domain.to_string(),
+            &obs,
+            opts.severity.get(&obs.code).copied(),
+        ));
+    }
+    let status = if !errors.is_empty() {
+        mxaudit_core::CheckStatus::Error
+    } else if findings
+        .iter()
+        .all(|f| f.code == "preflight.smarthost_not_listed")
+    {
+        mxaudit_core::CheckStatus::Pass
+    } else {
+        mxaudit_core::CheckStatus::Fail
+    };
+    let check = CheckResult {
+        domain: domain.to_string(),
+        plugin: "dnsbl".to_owned(),
+        status,
+        detail: (!errors.is_empty()).then(|| errors.join("; ")),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    (findings, Some(check))
 }
 
 /// The SMTP probe of the smart host, its observations rendered with the smtp

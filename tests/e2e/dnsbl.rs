@@ -697,6 +697,32 @@ async fn rate_limit_is_honoured() {
     // 2 self-test points + 9 addresses = 11 questions: 10 intervals of 100 ms.
     assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+
+    // `[checks] rate_limits = false` / `--no-rate-limits` (a local mirror):
+    // the same questions at one per second would take 10 s; unpaced, none waits.
+    let crawling = list_plugin_at(
+        "dnsbl-psbl",
+        "psbl.dnsbl.test",
+        &[("queries_per_second = 25", "queries_per_second = 1")],
+    );
+    let dns = dns_client(server.addr());
+    let opts = RunOptions {
+        rate_limits: false,
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let out = runner::run(&[crawling], &targets, &dns, test_policy(), &opts).await;
+    assert!(out.findings.is_empty(), "{:#?}", out.findings);
+    assert!(
+        out.checks.iter().all(|c| c.status == CheckStatus::Pass),
+        "{:#?}",
+        out.checks
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// `mxaudit dnsbl ADDRESS|HOST …`: one line per (address, list), listed with

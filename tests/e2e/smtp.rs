@@ -128,6 +128,7 @@ impl Scenario {
             dns: self.dns.clone(),
             addresses: policy(),
             deadline: std::time::Instant::now() + Duration::from_secs(30),
+            rate_limits: true,
         };
         let report = self
             .plugin

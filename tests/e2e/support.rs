@@ -63,6 +63,7 @@ pub fn cx(dns: &Dns) -> CheckCx {
         dns: dns.clone(),
         addresses: test_policy(),
         deadline: std::time::Instant::now() + Duration::from_secs(30),
+        rate_limits: true,
     }
 }
 

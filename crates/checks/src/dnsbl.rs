@@ -729,7 +729,8 @@ impl Dnsbl {
     }
 
     /// Asks `labels.<zone>` A (through the run's cache, paced) and classifies the answer.
-    async fn lookup(&self, labels: &str, dns: &Dns, deadline: Instant) -> Lookup {
+    async fn lookup(&self, labels: &str, cx: &CheckCx) -> Lookup {
+        let (dns, deadline) = (&cx.dns, cx.deadline);
         let full = format!("{labels}.{}", self.query_zone);
         let shown_name = self.redact(&full);
         let name = match DomainName::parse_relaxed(&full) {
@@ -741,7 +742,7 @@ impl Dnsbl {
                 };
             }
         };
-        if let Err(why) = self.pace(&name, deadline).await {
+        if let Err(why) = self.pace(&name, deadline, cx.rate_limits).await {
             return Lookup {
                 shown_name,
                 verdict: Verdict::Failed(why),
@@ -755,8 +756,8 @@ impl Dnsbl {
         }
     }
 
-    async fn pace(&self, name: &DomainName, deadline: Instant) -> Result<(), String> {
-        let Some(pacer) = &self.pacer else {
+    async fn pace(&self, name: &DomainName, deadline: Instant, honour: bool) -> Result<(), String> {
+        let Some(pacer) = self.pacer.as_ref().filter(|_| honour) else {
             return Ok(());
         };
         let slot = pacer.slot_for(name.as_str());
@@ -811,12 +812,13 @@ impl Dnsbl {
     }
 
     /// The TXT reason of a listed entry, if the list publishes one.
-    async fn reason(&self, labels: &str, dns: &Dns, deadline: Instant) -> Option<String> {
+    async fn reason(&self, labels: &str, cx: &CheckCx) -> Option<String> {
+        let (dns, deadline) = (&cx.dns, cx.deadline);
         if !self.fetch_reason {
             return None;
         }
         let name = DomainName::parse_relaxed(&format!("{labels}.{}", self.query_zone)).ok()?;
-        self.pace(&name, deadline).await.ok()?;
+        self.pace(&name, deadline, cx.rate_limits).await.ok()?;
         let answer = dns.query(&name, RType::Txt).await;
         match answer.as_ref() {
             Answer::Records(set) => {
@@ -837,11 +839,11 @@ impl Dnsbl {
     }
 
     /// The RFC 5782 §5 self-test for `family`, asked once per run (cached).
-    async fn health(&self, family: Family, dns: &Dns, deadline: Instant) -> Health {
+    async fn health(&self, family: Family, cx: &CheckCx) -> Health {
         let points = self.test_points(family);
         let (listed, not_listed) = tokio::join!(
-            self.lookup(&points.listed.labels, dns, deadline),
-            self.lookup(&points.not_listed.labels, dns, deadline)
+            self.lookup(&points.listed.labels, cx),
+            self.lookup(&points.not_listed.labels, cx)
         );
         let evidence = vec![
             format!("{} A: {}", listed.shown_name, describe(&listed.verdict)),
@@ -1152,7 +1154,7 @@ impl Dnsbl {
         let mut healths: Vec<(Family, Health)> = Vec::new();
         for family in [Family::V4, Family::V6] {
             if subjects.iter().any(|(ip, _)| Family::of(*ip) == family) {
-                let health = self.health(family, &cx.dns, cx.deadline).await;
+                let health = self.health(family, cx).await;
                 if let Some(obs) = self.health_observation(family, &health, note.as_ref()) {
                     report.error(format!(
                         "{}{}: the list is unusable or silent; its answers were not used",
@@ -1174,9 +1176,9 @@ impl Dnsbl {
                     return None;
                 };
                 let labels = Self::labels_of(*ip);
-                let lookup = self.lookup(&labels, &cx.dns, cx.deadline).await;
+                let lookup = self.lookup(&labels, cx).await;
                 let reason = match lookup.verdict {
-                    Verdict::Listed(_) => self.reason(&labels, &cx.dns, cx.deadline).await,
+                    Verdict::Listed(_) => self.reason(&labels, cx).await,
                     Verdict::NotListed(_) | Verdict::Refused { .. } | Verdict::Failed(_) => None,
                 };
                 self.lookup_observation(
@@ -1210,7 +1212,7 @@ impl Dnsbl {
 
     async fn run_domain(&self, target: &Target, cx: &CheckCx, report: &mut CheckReport) {
         let note = self.resolver_note(&cx.dns);
-        let health = self.health(Family::Domain, &cx.dns, cx.deadline).await;
+        let health = self.health(Family::Domain, cx).await;
         if let Some(obs) = self.health_observation(Family::Domain, &health, note.as_ref()) {
             report.error(format!(
                 "{}: the list is unusable or silent; its answers were not used",
@@ -1222,9 +1224,9 @@ impl Dnsbl {
             return;
         };
         let labels = target.domain.bare().to_owned();
-        let lookup = self.lookup(&labels, &cx.dns, cx.deadline).await;
+        let lookup = self.lookup(&labels, cx).await;
         let reason = match lookup.verdict {
-            Verdict::Listed(_) => self.reason(&labels, &cx.dns, cx.deadline).await,
+            Verdict::Listed(_) => self.reason(&labels, cx).await,
             Verdict::NotListed(_) | Verdict::Refused { .. } | Verdict::Failed(_) => None,
         };
         if let Some(obs) =
@@ -1516,6 +1518,7 @@ pub async fn check_addresses(
         dns: dns.clone(),
         addresses: Arc::new(policy.clone()),
         deadline: Instant::now() + Duration::from_secs(3600),
+        rate_limits: true,
     };
     let mut out = Vec::new();
     for (input, p) in &parsed {
@@ -1615,7 +1618,7 @@ impl Dnsbl {
         cx: &CheckCx,
     ) -> DnsblLine {
         let mut line = self.line(input, queried, LineStatus::NotListed);
-        match self.health(family, &cx.dns, cx.deadline).await {
+        match self.health(family, cx).await {
             Health::Usable { .. } => {}
             Health::Unusable {
                 test_point,
@@ -1647,14 +1650,14 @@ impl Dnsbl {
                 Err(_) => queried.to_owned(),
             },
         };
-        let lookup = self.lookup(&labels, &cx.dns, cx.deadline).await;
+        let lookup = self.lookup(&labels, cx).await;
         match lookup.verdict {
             Verdict::NotListed(answer) => line.detail = Some(answer.to_owned()),
             Verdict::Listed(codes) => {
                 line.status = LineStatus::Listed;
                 line.return_codes = codes.iter().map(|(c, _)| c.to_string()).collect();
                 line.meaning = join_meanings(codes.iter().map(|(_, m)| m.as_ref()));
-                line.reason = self.reason(&labels, &cx.dns, cx.deadline).await;
+                line.reason = self.reason(&labels, cx).await;
             }
             Verdict::Refused { codes, cause } => {
                 line.status = LineStatus::Refused;
@@ -1947,6 +1950,7 @@ ns IN A 127.0.0.1
                 "203.0.113.0/24".parse().expect("net"),
             ])),
             deadline: Instant::now() + Duration::from_secs(10),
+            rate_limits: true,
         };
         let mut target = Target::new(DomainName::parse("nomx.dq.test").expect("name"));
         target.outbound_ips = vec!["203.0.113.10".parse().expect("ip")];

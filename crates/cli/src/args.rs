@@ -296,6 +296,11 @@ pub struct AuditArgs {
     /// server, no external program.
     #[arg(long = "dns-only")]
     pub dns_only: bool,
+    /// Ignore the rate limits that plugins declare for third-party services
+    /// (blocklists' `queries_per_second`): only when those services are your
+    /// own (a local mirror of the lists, a benchmark world).
+    #[arg(long = "no-rate-limits")]
+    pub no_rate_limits: bool,
     /// Audit only shard K of N (1-based), chosen by a hash of the domain name,
     /// to split one list across agents.
     #[arg(long, value_name = "K/N")]

@@ -78,6 +78,10 @@ pub struct CheckCx {
     pub addresses: Arc<AddressPolicy>,
     /// When the task must be done; the runner stops it then.
     pub deadline: Instant,
+    /// Honour the rate limits plugins declare for third-party services (a
+    /// blocklist's `queries_per_second`). Off only when those services are the
+    /// user's own (a local list mirror, a benchmark world).
+    pub rate_limits: bool,
 }
 
 /// What one (plugin, target) task reports.

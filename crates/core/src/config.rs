@@ -271,6 +271,11 @@ pub struct ChecksSection {
     /// Time budget of one (plugin, domain) task.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Honour the rate limits plugins declare for third-party services
+    /// (blocklists' `queries_per_second`). Default true; false only when
+    /// those services are your own (a local mirror of the lists).
+    #[serde(default)]
+    pub rate_limits: Option<bool>,
 }
 
 /// `[plugins]`.

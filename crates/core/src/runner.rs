@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub severity: BTreeMap<String, Severity>,
     /// Progress reporting (a progress bar on terminals).
     pub progress: Option<ProgressHook>,
+    /// Honour the rate limits of third-party services ([`CheckCx::rate_limits`]).
+    pub rate_limits: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -51,6 +53,7 @@ impl Default for RunOptions {
             lang: Lang::En,
             severity: BTreeMap::new(),
             progress: None,
+            rate_limits: true,
         }
     }
 }
@@ -109,6 +112,7 @@ pub async fn run(
                     dns: dns.clone(),
                     addresses: addresses.clone(),
                     deadline: Instant::now() + opts.task_timeout,
+                    rate_limits: opts.rate_limits,
                 };
                 let timeout = opts.task_timeout;
                 let progress = opts.progress.clone();

@@ -10,6 +10,7 @@
 mod answer;
 mod cache;
 mod name;
+mod transport;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -17,20 +18,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use hickory_resolver::Resolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
 use tokio::sync::Semaphore;
 
 pub use answer::{Answer, LookupFailure, Rdata, Record, RecordSet};
 pub use name::{DomainName, NameError, reverse_labels, reverse_name};
 
 use cache::QuestionCache;
+use transport::PooledUdpProvider;
 
 /// Record types mxaudit asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -184,7 +185,7 @@ pub struct Dns {
 }
 
 struct Inner {
-    resolver: TokioResolver,
+    resolver: Resolver<PooledUdpProvider>,
     nameservers: Vec<IpAddr>,
     limit: Semaphore,
     cache: QuestionCache,
@@ -225,7 +226,7 @@ impl Dns {
                 .map_err(|e| DnsSetupError::SystemConfig(e.to_string()))?;
             // Audited names are absolute: no search list.
             let cfg = ResolverConfig::from_parts(None, vec![], system.name_servers().to_vec());
-            let ips = cfg.name_servers().iter().map(|ns| ns.ip).collect();
+            let ips: Vec<IpAddr> = cfg.name_servers().iter().map(|ns| ns.ip).collect();
             (cfg, ips)
         } else {
             let servers: Vec<NameServerConfig> = config
@@ -245,8 +246,11 @@ impl Dns {
         if resolver_config.name_servers().is_empty() {
             return Err(DnsSetupError::NoNameserver);
         }
+        // Reuse UDP sockets only where no off-path spoofing is possible
+        // (transport.rs): every name server on loopback.
+        let reuse = nameservers.iter().all(IpAddr::is_loopback);
         let resolver =
-            Resolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
+            Resolver::builder_with_config(resolver_config, PooledUdpProvider::new(reuse))
                 .with_options(opts)
                 .build()
                 .map_err(|e| DnsSetupError::Build(e.to_string()))?;

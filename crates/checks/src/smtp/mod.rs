@@ -770,6 +770,7 @@ pub async fn probe_host(
                     dns: dns.clone(),
                     addresses: Arc::new(policy.clone()),
                     deadline: std::time::Instant::now() + Duration::from_secs(60),
+                    rate_limits: true,
                 };
                 let a = resolve_host(&name, &cx).await;
                 out.errors.extend(a.failures);

@@ -75,6 +75,7 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
             .unwrap_or_else(|| setup::default_task_timeout(&plugins)),
         lang,
         severity: config.plugins.severity.clone(),
+        rate_limits: !args.no_rate_limits && config.checks.rate_limits.unwrap_or(true),
         progress: if args.domains_file.is_some() {
             None
         } else {

@@ -240,6 +240,7 @@ async fn blocklists_of_smart_host(
         dns: dns.clone(),
         addresses: policy.clone(),
         deadline: std::time::Instant::now() + std::time::Duration::from_secs(120),
+        rate_limits: true,
     };
     let addresses = mxaudit_checks::resolve::resolve_host(host, &cx)
         .await

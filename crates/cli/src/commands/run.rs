@@ -190,6 +190,7 @@ pub async fn execute(
             .unwrap_or_else(|| setup::default_task_timeout(&plugins)),
         lang: config.language.unwrap_or_default(),
         severity: config.plugins.severity.clone(),
+        rate_limits: config.checks.rate_limits.unwrap_or(true),
         progress: progress_bar(),
     };
     let started = chrono::Utc::now();

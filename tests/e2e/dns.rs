@@ -143,3 +143,64 @@ async fn hostile_answers_are_bounded() {
     assert!(matches!(big.as_ref(), Answer::Records(set) if set.txt_joined()[0].len() == 10_000));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
+
+/// On loopback the UDP sockets are reused across queries (crates/dns
+/// transport.rs): 300 questions, 20 at a time, come from at most a few dozen
+/// source ports, every answer is the one asked for, and a late answer to a
+/// query that timed out is ignored by the queries that reuse its socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_sockets_are_reused_without_crosstalk() {
+    use futures::StreamExt;
+    let mut body = String::new();
+    for i in 0..300 {
+        body.push_str(&format!("n{i} IN A 10.1.{}.{}\n", i / 256, i % 256));
+    }
+    body.push_str("slow IN A 10.2.0.1\n");
+    let server = DnsServer::start_with_faults(
+        &[zone("reuse.test.", &body)],
+        &[("slow.reuse.test".to_owned(), Fault::Late)],
+    )
+    .await
+    .expect("server");
+    let dns = mxaudit_dns::Dns::new(&mxaudit_dns::DnsConfig {
+        nameservers: vec![server.addr()],
+        timeout: Duration::from_millis(300),
+        attempts: 0,
+        concurrency: 20,
+        ..mxaudit_dns::DnsConfig::default()
+    })
+    .expect("resolver");
+    // A query that times out: its answer arrives 1.5 s later, on a socket that
+    // is back in the pool by then.
+    assert!(matches!(
+        dns.query(&name("slow.reuse.test"), RType::A).await.as_ref(),
+        Answer::Failed(LookupFailure::Timeout)
+    ));
+    let started = Instant::now();
+    let answers: Vec<(usize, Answer)> = futures::stream::iter(0..300)
+        .map(|i| {
+            let dns = dns.clone();
+            async move {
+                // Spread over ~2 s so that the late answer lands mid-run.
+                tokio::time::sleep_until((started + Duration::from_millis(i as u64 * 7)).into())
+                    .await;
+                let a = dns
+                    .query(&name(&format!("n{i}.reuse.test")), RType::A)
+                    .await;
+                (i, a.as_ref().clone())
+            }
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    for (i, answer) in answers {
+        let Answer::Records(set) = &answer else {
+            panic!("n{i}: {answer:?}");
+        };
+        let want: std::net::IpAddr = format!("10.1.{}.{}", i / 256, i % 256).parse().expect("ip");
+        assert_eq!(set.addresses(), vec![want], "n{i}");
+    }
+    let ports = server.udp_source_count();
+    assert!(ports <= 40, "{ports} source ports for 301 queries");
+}

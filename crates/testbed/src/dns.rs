@@ -34,6 +34,9 @@ pub enum Fault {
     Timeout,
     /// Over UDP, answer with the TC bit and no records, so the client retries over TCP.
     Truncate,
+    /// Answer correctly, but only after 1.5 s: past a short client timeout, so
+    /// the answer arrives late on the client's socket.
+    Late,
 }
 
 impl Fault {
@@ -43,6 +46,7 @@ impl Fault {
             "refused" => Some(Fault::Refused),
             "timeout" => Some(Fault::Timeout),
             "truncate" => Some(Fault::Truncate),
+            "late" => Some(Fault::Late),
             _ => None,
         }
     }
@@ -63,6 +67,7 @@ struct QueryLog {
     udp: AtomicU64,
     tcp: AtomicU64,
     by_question: Mutex<HashMap<(String, String), u64>>,
+    udp_sources: Mutex<std::collections::HashSet<SocketAddr>>,
 }
 
 struct Lab {
@@ -185,6 +190,11 @@ impl DnsServer {
             .get(&(fqdn(name), rtype.to_ascii_uppercase()))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many distinct source addresses (IP and port) sent UDP queries.
+    pub fn udp_source_count(&self) -> usize {
+        lock(&self.lab.log.udp_sources).len()
     }
 
     /// Every question received so far with its count, sorted.
@@ -375,6 +385,7 @@ impl RequestHandler for LabHandler {
             lab.log.tcp.fetch_add(1, Ordering::Relaxed);
         } else {
             lab.log.udp.fetch_add(1, Ordering::Relaxed);
+            lock(&lab.log.udp_sources).insert(request.src());
         }
         *lock(&lab.log.by_question)
             .entry((fqdn(&qname), qtype))
@@ -422,6 +433,7 @@ impl RequestHandler for LabHandler {
                     &request.metadata
                 );
             }
+            Some(Fault::Late) => tokio::time::sleep(Duration::from_millis(1500)).await,
             Some(Fault::Truncate) | None => {}
         }
         let catalog = lab.catalog.read().await.clone();

@@ -540,14 +540,17 @@ fn domain_test_point(what: &str, text: &str) -> Result<TestPoint, String> {
 
 /// Public resolvers among `servers`, with their operator.
 pub fn public_resolvers(servers: &[IpAddr]) -> Vec<(IpAddr, &'static str)> {
-    servers
-        .iter()
-        .filter_map(|ip| {
+    // Parsed once: every (domain, list) task asks this for its evidence line.
+    static KNOWN: std::sync::LazyLock<Vec<(IpAddr, &'static str)>> =
+        std::sync::LazyLock::new(|| {
             PUBLIC_RESOLVERS
                 .iter()
-                .find(|(known, _)| known.parse::<IpAddr>().is_ok_and(|k| k == *ip))
-                .map(|(_, operator)| (*ip, *operator))
-        })
+                .filter_map(|(ip, operator)| ip.parse().ok().map(|ip| (ip, *operator)))
+                .collect()
+        });
+    servers
+        .iter()
+        .filter_map(|ip| KNOWN.iter().find(|(known, _)| known == ip).copied())
         .collect()
 }
 

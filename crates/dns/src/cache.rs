@@ -17,16 +17,22 @@ use tokio::sync::OnceCell;
 use crate::{Answer, RType};
 
 type Cell = Arc<OnceCell<Arc<Answer>>>;
-type Key = (String, RType);
+/// One cell per record type of a name, indexed by `RType as usize`.
+const SLOTS: usize = RType::Other as usize + 1;
+type Slots = [Option<Cell>; SLOTS];
+/// Keyed by name alone, so that a hit needs no allocation (the lookup borrows
+/// the asker's `&str`); foldhash, seeded per process, because names come from
+/// DNS data and user lists.
+type Map = HashMap<Box<str>, Slots, foldhash::quality::RandomState>;
 
 struct Generations {
-    newer: HashMap<Key, Cell>,
-    older: HashMap<Key, Cell>,
+    newer: Map,
+    older: Map,
 }
 
+/// The cache of one run. Cheap to share behind the `Dns` handle.
 pub(crate) struct QuestionCache {
     inner: Mutex<Generations>,
-    /// Questions per generation.
     generation_size: usize,
 }
 
@@ -37,19 +43,19 @@ impl Default for QuestionCache {
 }
 
 impl QuestionCache {
-    /// A cache holding at least `capacity / 2` and at most `capacity` questions.
+    /// A cache holding about `capacity` names (two generations of half each).
     pub(crate) fn with_capacity(capacity: usize) -> QuestionCache {
         QuestionCache {
             inner: Mutex::new(Generations {
-                newer: HashMap::new(),
-                older: HashMap::new(),
+                newer: Map::default(),
+                older: Map::default(),
             }),
             generation_size: (capacity / 2).max(1),
         }
     }
 
-    /// The cell for a question, created empty on first use. When the task that
-    /// fills a cell is cancelled, `OnceCell` lets the next asker fill it.
+    /// The cell of `(name, rtype)`: empty the first time (the caller fills it
+    /// by asking), shared by every later asker.
     pub(crate) fn cell(&self, name: &str, rtype: RType) -> Cell {
         // A poisoned lock only means another task panicked while inserting; the
         // maps themselves are still consistent, so keep using them.
@@ -57,23 +63,24 @@ impl QuestionCache {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let key = (name.to_owned(), rtype);
-        if let Some(cell) = g.newer.get(&key) {
-            return cell.clone();
+        let slot = rtype as usize;
+        if let Some(slots) = g.newer.get_mut(name) {
+            return slots[slot]
+                .get_or_insert_with(|| Arc::new(OnceCell::new()))
+                .clone();
         }
-        let cell = match g.older.remove(&key) {
-            Some(cell) => cell,
-            None => Arc::new(OnceCell::new()),
-        };
+        let mut slots = g.older.remove(name).unwrap_or_default();
+        let cell = slots[slot]
+            .get_or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone();
         if g.newer.len() >= self.generation_size {
             let full = std::mem::take(&mut g.newer);
             g.older = full;
         }
-        g.newer.insert(key, cell.clone());
+        g.newer.insert(name.into(), slots);
         cell
     }
 
-    /// Questions held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.inner

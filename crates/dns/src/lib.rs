@@ -138,7 +138,8 @@ pub struct DnsConfig {
     pub attempts: usize,
     /// Questions in flight at once, across the whole run.
     pub concurrency: usize,
-    /// Questions remembered at most (shared questions stay; see `cache.rs`).
+    /// Names remembered at most, with the answers of every type asked about
+    /// them (shared names stay; see `cache.rs`).
     pub cache_capacity: usize,
 }
 

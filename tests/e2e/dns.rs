@@ -247,3 +247,33 @@ async fn fast_path_and_hickory_agree() {
     // The fast path really answered (the hickory client counts its own).
     assert_eq!(fast.stats().queries, questions.len() as u64);
 }
+
+/// Derived results (a domain's MX hosts with addresses) are computed once per
+/// run and key however many checks ask at once; another type under the same
+/// key is another entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn derived_results_are_computed_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = demo_server().await;
+    let dns = dns_client(server.addr());
+    let computed = AtomicUsize::new(0);
+    let asks = (0..200).map(|_| {
+        dns.derived("healthy.example", || async {
+            computed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mx = dns.query(&name("healthy.example"), RType::Mx).await;
+            match mx.as_ref() {
+                Answer::Records(set) => set.mx().len(),
+                _ => 0,
+            }
+        })
+    });
+    let results = futures::future::join_all(asks).await;
+    assert!(results.iter().all(|n| **n == 2), "{results:?}");
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+    let other: std::sync::Arc<String> = dns
+        .derived("healthy.example", || async { "a string".to_owned() })
+        .await;
+    assert_eq!(other.as_str(), "a string");
+    assert_eq!(server.count_of("healthy.example", "MX"), 1);
+}

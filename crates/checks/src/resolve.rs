@@ -79,6 +79,20 @@ pub async fn mx_hosts(
     cx: &CheckCx,
     max_hosts: usize,
 ) -> Result<Vec<MxHost>, String> {
+    // Once per run and domain: the mx, ptr and each blocklist plugin ask it.
+    let key = format!("{max_hosts} {}", domain.as_str());
+    let hosts = cx
+        .dns
+        .derived(&key, || mx_hosts_of(domain, cx, max_hosts))
+        .await;
+    (*hosts).clone()
+}
+
+async fn mx_hosts_of(
+    domain: &DomainName,
+    cx: &CheckCx,
+    max_hosts: usize,
+) -> Result<Vec<MxHost>, String> {
     let answer = cx.dns.query(domain, RType::Mx).await;
     let mut mx: Vec<(u16, String)> = match answer.as_ref() {
         Answer::Records(set) => set

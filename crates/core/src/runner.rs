@@ -18,6 +18,11 @@ use crate::text::TextRenderer;
 /// Called once per finished (plugin, target) task with (done, total).
 pub type ProgressHook = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
+/// (plugin, domain) tasks at once by default. Measured with bench/run.sh
+/// (docs/performance.md): 256 tasks and 256 questions in flight keep a local
+/// name server busy without a dropped datagram; 32 left it idle half the time.
+pub const DEFAULT_CONCURRENCY: usize = 256;
+
 /// How a run behaves.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -48,7 +53,7 @@ impl std::fmt::Debug for RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            concurrency: 32,
+            concurrency: DEFAULT_CONCURRENCY,
             task_timeout: Duration::from_secs(60),
             lang: Lang::En,
             severity: BTreeMap::new(),

@@ -9,6 +9,7 @@
 
 mod answer;
 mod cache;
+mod derived;
 mod multiplex;
 mod name;
 mod transport;
@@ -32,6 +33,7 @@ pub use answer::{Answer, LookupFailure, Rdata, Record, RecordSet};
 pub use name::{DomainName, NameError, reverse_labels, reverse_name};
 
 use cache::QuestionCache;
+use derived::DerivedCache;
 use multiplex::{MultiplexedUdp, Reply};
 use transport::PooledUdpProvider;
 
@@ -151,7 +153,7 @@ impl Default for DnsConfig {
             nameservers: Vec::new(),
             timeout: Duration::from_secs(3),
             attempts: 1,
-            concurrency: 64,
+            concurrency: 256,
             cache_capacity: 100_000,
         }
     }
@@ -194,6 +196,7 @@ struct Inner {
     nameservers: Vec<IpAddr>,
     limit: Semaphore,
     cache: QuestionCache,
+    derived: DerivedCache,
     queries: AtomicU64,
     shared: AtomicU64,
 }
@@ -272,6 +275,7 @@ impl Dns {
                 nameservers,
                 limit: Semaphore::new(config.concurrency.max(1)),
                 cache: QuestionCache::with_capacity(config.cache_capacity),
+                derived: DerivedCache::with_capacity(config.cache_capacity),
                 queries: AtomicU64::new(0),
                 shared: AtomicU64::new(0),
             }),
@@ -312,6 +316,32 @@ impl Dns {
             self.inner.shared.fetch_add(1, Ordering::Relaxed);
         }
         answer
+    }
+
+    /// A result derived from answers (e.g. a domain's MX hosts with their
+    /// addresses), computed once per run for `key` and type `T`, however many
+    /// checks ask for it; concurrent askers wait for the first one. `compute`
+    /// must depend only on DNS answers (through this client) and `key`.
+    pub async fn derived<T, F, Fut>(&self, key: &str, compute: F) -> Arc<T>
+    where
+        T: Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let cell = self.inner.derived.cell::<T>(key);
+        let value = cell
+            .get_or_init(|| async {
+                let v: Arc<dyn std::any::Any + Send + Sync> = Arc::new(compute().await);
+                v
+            })
+            .await
+            .clone();
+        match value.downcast::<T>() {
+            Ok(v) => v,
+            // Cannot happen (the key includes T's TypeId); compute it afresh
+            // rather than fail.
+            Err(_) => Arc::new(compute().await),
+        }
     }
 
     async fn ask(&self, name: &DomainName, rtype: RType) -> Answer {

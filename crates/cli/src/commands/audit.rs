@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 
+use futures::StreamExt;
 use mxaudit_core::config::Config;
 use mxaudit_core::model::{REPORT_VERSION, Report};
 use mxaudit_core::render::{self, Format};
@@ -68,7 +69,10 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
     let dns = setup::dns(&args.dns, config)?;
     let policy = setup::address_policy(args, config);
     let opts = RunOptions {
-        concurrency: args.concurrency.or(config.checks.concurrency).unwrap_or(32),
+        concurrency: args
+            .concurrency
+            .or(config.checks.concurrency)
+            .unwrap_or(runner::DEFAULT_CONCURRENCY),
         task_timeout: config
             .checks
             .timeout
@@ -100,31 +104,57 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
     let mut worst: Option<Severity> = None;
     let mut audited = 0usize;
     let mut chunks = TargetSource::new(args, config, shard)?;
-    while let Some(targets) = chunks.next_chunk(CHUNK)? {
-        let out = runner::run(&plugins, &targets, &dns, policy.clone(), &opts).await;
-        worst = worst.max(out.findings.iter().map(|f| f.severity).max());
-        audited += targets.len();
-        if streaming {
-            // Only the findings: the header's lists stay empty, so a chunk costs
-            // the same however far into the list it is.
-            let part = Report {
-                version: report.version,
-                generator: String::new(),
-                started_at: String::new(),
-                finished_at: String::new(),
-                domains: Vec::new(),
-                findings: out.findings,
-                checks: Vec::new(),
-            };
-            sink.write(render::render(&part, Format::Jsonl).as_bytes())
-                .map_err(failed)?;
-        } else {
-            report
-                .domains
-                .extend(targets.iter().map(|t| t.domain.to_string()));
-            report.findings.extend(out.findings);
-            report.checks.extend(out.checks);
+    // Two chunks in flight: the next one starts while the tail of the current
+    // one (its slowest domains) finishes, so the name server never idles
+    // between chunks. Results still come in list order.
+    let mut failure = None;
+    {
+        let source = futures::stream::iter(std::iter::from_fn(|| match chunks.next_chunk(CHUNK) {
+            Ok(next) => next,
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        }));
+        let mut results = std::pin::pin!(
+            source
+                .map(|targets| {
+                    let (plugins, dns, policy, opts) = (&plugins, &dns, policy.clone(), &opts);
+                    async move {
+                        let out = runner::run(plugins, &targets, dns, policy, opts).await;
+                        (targets, out)
+                    }
+                })
+                .buffered(2)
+        );
+        while let Some((targets, out)) = results.next().await {
+            worst = worst.max(out.findings.iter().map(|f| f.severity).max());
+            audited += targets.len();
+            if streaming {
+                // Only the findings: the header's lists stay empty, so a chunk costs
+                // the same however far into the list it is.
+                let part = Report {
+                    version: report.version,
+                    generator: String::new(),
+                    started_at: String::new(),
+                    finished_at: String::new(),
+                    domains: Vec::new(),
+                    findings: out.findings,
+                    checks: Vec::new(),
+                };
+                sink.write(render::render(&part, Format::Jsonl).as_bytes())
+                    .map_err(failed)?;
+            } else {
+                report
+                    .domains
+                    .extend(targets.iter().map(|t| t.domain.to_string()));
+                report.findings.extend(out.findings);
+                report.checks.extend(out.checks);
+            }
         }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     for warning in &chunks.warnings {
         eprintln!("mxaudit: {warning}");

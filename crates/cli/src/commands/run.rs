@@ -183,7 +183,10 @@ pub async fn execute(
     let dns = setup::dns(&Default::default(), config)?;
     let policy = setup::address_policy(&AuditArgs::default(), config);
     let opts = RunOptions {
-        concurrency: config.checks.concurrency.unwrap_or(32),
+        concurrency: config
+            .checks
+            .concurrency
+            .unwrap_or(mxaudit_core::runner::DEFAULT_CONCURRENCY),
         task_timeout: config
             .checks
             .timeout

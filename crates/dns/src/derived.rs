@@ -4,8 +4,10 @@
 //! this saves re-reading a dozen cached answers and rebuilding the same
 //! strings for each plugin of each domain (docs/performance.md).
 //!
-//! Bounded like the question cache: two generations, so memory stays flat on
-//! long domain lists.
+//! Bounded like the question cache (two generations), but smaller: a derived
+//! result is needed while its domain's checks run, and a run has at most a
+//! few thousand domains in flight (two chunks of 1,000), so memory stays flat
+//! on long domain lists.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -17,6 +19,9 @@ type Value = Arc<dyn Any + Send + Sync>;
 type Cell = Arc<OnceCell<Value>>;
 type Map = HashMap<(TypeId, Box<str>), Cell, foldhash::quality::RandomState>;
 
+/// Entries kept at most (both generations).
+const MAX_ENTRIES: usize = 8192;
+
 pub(crate) struct DerivedCache {
     generations: Mutex<(Map, Map)>,
     generation_size: usize,
@@ -24,6 +29,7 @@ pub(crate) struct DerivedCache {
 
 impl DerivedCache {
     pub(crate) fn with_capacity(capacity: usize) -> DerivedCache {
+        let capacity = capacity.min(MAX_ENTRIES);
         DerivedCache {
             generations: Mutex::new((Map::default(), Map::default())),
             generation_size: (capacity / 2).max(1),

@@ -189,6 +189,34 @@ fn yes() -> bool {
 /// Keys every inline plugin table has; the rest are the engine's parameters.
 pub const INLINE_COMMON_KEYS: &[&str] = &["id", "enabled"];
 
+/// The first stage of a two-stage table: takes `keys` out of `table` and
+/// deserializes them into `T`; the rest stays for the second stage. Errors
+/// are located (at the table when a key is missing) and prefixed with `what`.
+fn take_common<T: serde::de::DeserializeOwned>(
+    path: &str,
+    source: &str,
+    what: &str,
+    table: &mut Spanned<toml::de::DeTable<'_>>,
+    keys: &[&'static str],
+) -> Result<T, Located> {
+    let span = table.span();
+    let mut common = toml::de::DeTable::new();
+    for key in keys {
+        if let Some(v) = tomldoc::take(table, key) {
+            common.insert(Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key)), v);
+        }
+    }
+    tomldoc::deserialize(path, source, Spanned::new(span.clone(), common)).map_err(|mut e| {
+        if e.line == 0 {
+            let (line, column) = tomldoc::line_col(source, span.start);
+            e.line = line;
+            e.column = column;
+        }
+        e.message = format!("{what}: {}", e.message);
+        e
+    })
+}
+
 /// The tables of the array `key` (`[[dnsbl]]`) of a configuration text, each
 /// split into its common keys and the engine's parameters (still spanned, for
 /// located errors in the second stage).
@@ -213,25 +241,7 @@ pub fn inline_tables<'a>(
     let mut out = Vec::new();
     for item in items {
         let mut table = tomldoc::as_table(path, source, key, item)?;
-        let span = table.span();
-        let mut common = toml::de::DeTable::new();
-        for k in INLINE_COMMON_KEYS {
-            if let Some(v) = tomldoc::take(&mut table, k) {
-                common.insert(Spanned::new(v.span(), std::borrow::Cow::Borrowed(*k)), v);
-            }
-        }
-        let c: InlineCommon =
-            tomldoc::deserialize(path, source, Spanned::new(span.clone(), common)).map_err(
-                |mut e| {
-                    if e.line == 0 {
-                        let (line, column) = tomldoc::line_col(source, span.start);
-                        e.line = line;
-                        e.column = column;
-                    }
-                    e.message = format!("{key}: {}", e.message);
-                    e
-                },
-            )?;
+        let c: InlineCommon = take_common(path, source, key, &mut table, INLINE_COMMON_KEYS)?;
         out.push((
             InlineSection {
                 id: c.id,
@@ -358,24 +368,13 @@ impl Config {
                 let id_text = id.get_ref().to_string();
                 let mut table =
                     tomldoc::as_table(path, source, &format!("sinks.{id_text}"), value)?;
-                let span = table.span();
-                let mut common = toml::de::DeTable::new();
-                for key in SINK_COMMON_KEYS {
-                    if let Some(v) = tomldoc::take(&mut table, key) {
-                        common.insert(Spanned::new(v.span(), std::borrow::Cow::Borrowed(*key)), v);
-                    }
-                }
-                let c: SinkCommon =
-                    tomldoc::deserialize(path, source, Spanned::new(span.clone(), common))
-                        .map_err(|mut e| {
-                            if e.line == 0 {
-                                let (line, column) = tomldoc::line_col(source, span.start);
-                                e.line = line;
-                                e.column = column;
-                            }
-                            e.message = format!("sinks.{id_text}: {}", e.message);
-                            e
-                        })?;
+                let c: SinkCommon = take_common(
+                    path,
+                    source,
+                    &format!("sinks.{id_text}"),
+                    &mut table,
+                    SINK_COMMON_KEYS,
+                )?;
                 if !id_text
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

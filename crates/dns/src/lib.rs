@@ -257,6 +257,9 @@ impl Dns {
         // Reuse UDP sockets only where no off-path spoofing is possible
         // (transport.rs): every name server on loopback.
         let reuse = nameservers.iter().all(IpAddr::is_loopback);
+        // The pooled sockets keep their first port anyway: let the kernel pick
+        // it rather than hickory's random tries (which may collide).
+        opts.os_port_selection = reuse;
         let resolver =
             Resolver::builder_with_config(resolver_config, PooledUdpProvider::new(reuse))
                 .with_options(opts)

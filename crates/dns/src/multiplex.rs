@@ -21,9 +21,11 @@
 //! target must be chased), or a reply that cannot be decoded returns `None`,
 //! and the caller asks hickory, which handles those.
 //!
-//! Written by hand because no crate offers a multiplexed stub client that
-//! keeps hickory's message types (hickory-net's `DnsMultiplexer` is for
-//! stream transports; its UDP client binds a socket per request).
+//! Written by hand: hickory's UDP client binds a socket per request, and its
+//! `DnsMultiplexer` would need a stream wrapper around `UdpStream` and then
+//! matches replies by id alone (not the source or the question); here the
+//! socket is connected (the kernel drops other sources) and the question is
+//! checked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -292,24 +292,36 @@ async fn blocklists_of_smart_host(
             opts.severity.get(&obs.code).copied(),
         ));
     }
+    let failed = findings
+        .iter()
+        .any(|f| f.code != "preflight.smarthost_not_listed");
+    let check = check_result(domain, "dnsbl", &errors, failed, started);
+    (findings, Some(check))
+}
+
+/// The status line of a part of the path back that preflight asks itself:
+/// error when it could not decide, fail when it found a problem.
+fn check_result(
+    domain: &DomainName,
+    plugin: &str,
+    errors: &[String],
+    failed: bool,
+    started: std::time::Instant,
+) -> CheckResult {
     let status = if !errors.is_empty() {
         mxaudit_core::CheckStatus::Error
-    } else if findings
-        .iter()
-        .all(|f| f.code == "preflight.smarthost_not_listed")
-    {
-        mxaudit_core::CheckStatus::Pass
-    } else {
+    } else if failed {
         mxaudit_core::CheckStatus::Fail
+    } else {
+        mxaudit_core::CheckStatus::Pass
     };
-    let check = CheckResult {
+    CheckResult {
         domain: domain.to_string(),
-        plugin: "dnsbl".to_owned(),
+        plugin: plugin.to_owned(),
         status,
         detail: (!errors.is_empty()).then(|| errors.join("; ")),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    };
-    (findings, Some(check))
+    }
 }
 
 /// The SMTP probe of the smart host, its observations rendered with the smtp
@@ -338,20 +350,7 @@ async fn probe_smart_host(
             .collect(),
         None => Vec::new(),
     };
-    let status = if !out.errors.is_empty() {
-        mxaudit_core::CheckStatus::Error
-    } else if findings.is_empty() {
-        mxaudit_core::CheckStatus::Pass
-    } else {
-        mxaudit_core::CheckStatus::Fail
-    };
-    let check = CheckResult {
-        domain: domain.to_string(),
-        plugin: "smtp".to_owned(),
-        status,
-        detail: (!out.errors.is_empty()).then(|| out.errors.join("; ")),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    };
+    let check = check_result(domain, "smtp", &out.errors, !findings.is_empty(), started);
     (findings, check)
 }
 

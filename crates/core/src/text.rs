@@ -41,7 +41,10 @@ pub fn check_template(source: &str, vars: &[&str]) -> Result<(), String> {
 
 /// Renders findings in one language.
 pub struct TextRenderer {
-    env: Environment<'static>,
+    /// Each manifest template is compiled once, on first use, and kept under
+    /// its own text as the name: compiling on every render was ~3 % of a
+    /// large audit (docs/performance.md). The set is bounded by the manifests.
+    env: std::sync::RwLock<Environment<'static>>,
     lang: Lang,
 }
 
@@ -57,7 +60,7 @@ impl TextRenderer {
     /// A renderer for `lang`.
     pub fn new(lang: Lang) -> TextRenderer {
         TextRenderer {
-            env: environment(),
+            env: std::sync::RwLock::new(environment()),
             lang,
         }
     }
@@ -65,9 +68,23 @@ impl TextRenderer {
     fn render(&self, template: &str, ctx: &Value) -> String {
         // Templates were checked at load; a failure here means an engine did not
         // set a variable it declared. Show the template rather than lose the finding.
-        self.env
-            .render_str(template, ctx)
-            .unwrap_or_else(|e| format!("{template} [text error: {e}]"))
+        let failed = |e: minijinja::Error| format!("{template} [text error: {e}]");
+        {
+            let env = self.env.read().unwrap_or_else(|e| e.into_inner());
+            if let Ok(t) = env.get_template(template) {
+                return t.render(ctx).unwrap_or_else(failed);
+            }
+        }
+        let mut env = self.env.write().unwrap_or_else(|e| e.into_inner());
+        if env.get_template(template).is_err()
+            && let Err(e) = env.add_template_owned(template.to_owned(), template.to_owned())
+        {
+            return failed(e);
+        }
+        match env.get_template(template) {
+            Ok(t) => t.render(ctx).unwrap_or_else(failed),
+            Err(e) => failed(e),
+        }
     }
 
     /// Turns an observation into a finding. `severity` overrides the manifest's default.
@@ -176,6 +193,40 @@ pub fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compiled_templates_are_reused_not_their_output() {
+        let r = TextRenderer::new(Lang::En);
+        let t = "MX {{ host }}{% if n %} ({{ n }}){% endif %}";
+        let a = r.render(
+            t,
+            &Value::from(minijinja::value::Serde(
+                serde_json::json!({"host": "a.example", "n": 2}),
+            )),
+        );
+        let b = r.render(
+            t,
+            &Value::from(minijinja::value::Serde(
+                serde_json::json!({"host": "b.example", "n": 0}),
+            )),
+        );
+        assert_eq!(a, "MX a.example (2)");
+        assert_eq!(b, "MX b.example");
+        // A variable the context lacks (strict mode): the template is shown
+        // with the error, on the first and on later renders alike.
+        for _ in 0..2 {
+            let e = r.render(
+                "{{ missing }}",
+                &Value::from(minijinja::value::Serde(serde_json::json!({}))),
+            );
+            assert!(e.starts_with("{{ missing }} [text error:"), "{e}");
+        }
+        let bad = r.render(
+            "{{ unclosed",
+            &Value::from(minijinja::value::Serde(serde_json::json!({}))),
+        );
+        assert!(bad.contains("[text error:"), "{bad}");
+    }
 
     #[test]
     fn template_vars_checked() {

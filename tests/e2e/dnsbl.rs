@@ -1155,3 +1155,34 @@ fn audit_toml_inline_list_block_loads_and_shows_every_key() {
         }
     }
 }
+
+/// An audit with blocklist plugins through a well-known public resolver warns
+/// on standard error (Spamhaus refuses such queries). Checked with an empty
+/// domain list, so that nothing is sent to the public resolver.
+#[test]
+fn audit_warns_about_a_public_resolver() {
+    let empty = std::env::temp_dir().join(format!("mxaudit-empty-{}.txt", std::process::id()));
+    std::fs::write(&empty, "# no domains\n").expect("list");
+    let list = empty.to_str().expect("utf-8");
+    for (plugins, warned) in [("dnsbl-spamhaus-zen", true), ("mx", false)] {
+        let out = crate::support::mxaudit_run(&[
+            "audit",
+            "--dns-only",
+            "--nameserver",
+            "8.8.8.8",
+            "--plugins",
+            plugins,
+            "--domains-file",
+            list,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("no domain to audit"), "{stderr}");
+        assert_eq!(
+            stderr.contains("8.8.8.8 is Google Public DNS's public service"),
+            warned,
+            "{plugins}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_file(&empty);
+}

@@ -184,3 +184,18 @@ pub fn default_task_timeout(plugins: &[Plugin]) -> std::time::Duration {
     });
     std::time::Duration::from_secs(if connects { 15 * 60 } else { 60 })
 }
+
+/// Warns on standard error when blocklist plugins will ask through a
+/// well-known public resolver: Spamhaus answers those with an error code
+/// (127.255.255.254) and others may refuse them, so the lists come out
+/// unusable (dnsbl.query_refused) rather than answered.
+pub fn warn_public_resolver(plugins: &[Plugin], dns: &mxaudit_dns::Dns) {
+    if !plugins.iter().any(|p| p.meta.engine == "dnsbl") {
+        return;
+    }
+    for (ip, operator) in mxaudit_checks::dnsbl::public_resolvers(dns.nameservers()) {
+        eprintln!(
+            "mxaudit: warning: the resolver {ip} is {operator}'s public service; blocklists such as Spamhaus refuse queries from it (use your own recursive resolver, or SPAMHAUS_DQS_KEY)."
+        );
+    }
+}

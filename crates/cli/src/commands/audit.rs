@@ -67,6 +67,7 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
         }
     }
     let dns = setup::dns(&args.dns, config)?;
+    setup::warn_public_resolver(&plugins, &dns);
     let policy = setup::address_policy(args, config);
     let opts = RunOptions {
         concurrency: args

@@ -181,6 +181,7 @@ pub async fn execute(
     let set = setup::plugin_set(config, Some(config_path), &[])?;
     let plugins = setup::select_plugins(&set, &AuditArgs::default(), config)?;
     let dns = setup::dns(&Default::default(), config)?;
+    setup::warn_public_resolver(&plugins, &dns);
     let policy = setup::address_policy(&AuditArgs::default(), config);
     let opts = RunOptions {
         concurrency: config

@@ -47,6 +47,8 @@ const SOCKETS: usize = 4;
 const EDNS_PAYLOAD: u16 = 1232;
 /// CNAMEs followed within one reply before giving up the fast path.
 const MAX_CHAIN: usize = 16;
+/// Questions waiting on one socket at most (of 65,536 ids).
+const MAX_IN_FLIGHT_PER_SOCKET: usize = 32_768;
 
 type Waiters = Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>;
 
@@ -142,6 +144,11 @@ impl MultiplexedUdp {
             let (tx, mut rx) = oneshot::channel();
             let id = {
                 let mut waiters = lane.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                // A socket's id space is nearly used up only with an absurd
+                // `[resolver] concurrency`; hickory takes the question then.
+                if waiters.len() >= MAX_IN_FLIGHT_PER_SOCKET {
+                    return None;
+                }
                 let mut id = lane.next_id.fetch_add(1, Ordering::Relaxed);
                 while waiters.contains_key(&id) {
                     id = lane.next_id.fetch_add(1, Ordering::Relaxed);
@@ -219,8 +226,12 @@ async fn read_replies(socket: Arc<UdpSocket>, waiters: Arc<Waiters>) {
         let n = match socket.recv(&mut buf).await {
             Ok(n) => n,
             // ICMP errors (port unreachable) surface here on a connected
-            // socket; the askers time out or see the send fail.
-            Err(_) => continue,
+            // socket; the askers time out or see the send fail. A pause, so
+            // that an error that repeats cannot spin this task.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
         };
         let Some(id) = buf.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
             continue;

@@ -256,6 +256,9 @@ fn decide(m: Message, qname: &Name, rtype: RecordType) -> Option<Reply> {
         // NXDOMAIN at the end of a CNAME chain: hickory reports it its way.
         ResponseCode::NXDomain if m.answers.is_empty() => {}
         ResponseCode::NXDomain => return None,
+        // FORMERR: perhaps a server that does not take EDNS; hickory asks it
+        // its own way.
+        ResponseCode::FormErr => return None,
         rcode => return Some(Reply::Rcode(rcode)),
     }
     if !m.answers.is_empty() && rtype != RecordType::CNAME && !chain_complete(&m, qname, rtype) {

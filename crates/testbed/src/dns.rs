@@ -249,13 +249,16 @@ fn fqdn(name: &str) -> String {
 fn build_catalog(zones: &[ZoneText]) -> Result<Catalog, TestbedError> {
     let mut catalog = Catalog::new();
     // The public blocklists are part of every world, as they are part of the
-    // Internet, unless the world brings its own zone of the same name.
+    // Internet, unless the world brings that part itself: a zone of the same
+    // name or of a parent (a world serving `spamhaus.org.` owns its subtree).
     let lists: Vec<ZoneText> = crate::blocklists::zones()
         .into_iter()
         .filter(|l| {
-            !zones
-                .iter()
-                .any(|z| z.origin.eq_ignore_ascii_case(&l.origin))
+            let list = fqdn(&l.origin);
+            !zones.iter().any(|z| {
+                let world = fqdn(&z.origin);
+                world == "." || list == world || list.ends_with(&format!(".{world}"))
+            })
         })
         .collect();
     for zone in zones.iter().chain(&lists) {

@@ -648,3 +648,89 @@ async fn changes_reach_a_webhook_and_an_inbox_and_nothing_is_lost() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `domains_file` (and `run --domains-file`): the run audits the listed
+/// domains besides [[domains]], once each, keeps their history, and reports a
+/// bad line with file:line.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_reads_a_domains_file() {
+    let server = demo_server().await;
+    let dir = temp_dir("agent-domains-file");
+    std::fs::write(
+        dir.join("customers.txt"),
+        "# customers\nnoptr.example\nhealthy.example  # also in [[domains]]\nnot a domain!\ndangling.example\n",
+    )
+    .expect("list");
+    let cfg = write_config(&dir, &server, &["healthy.example"], "");
+    // The key is a root key: put it before the first table.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("domains_file = \"customers.txt\"\n{text}")).expect("config");
+    let cfg_s = cfg.to_str().expect("utf8");
+    let out = mxaudit(&["run", "--config", cfg_s, "--format", "json"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("customers.txt:4:") && stderr.contains("(skipped)"),
+        "{stderr}"
+    );
+    let got = events(&out);
+    assert!(
+        got.contains(&("new".into(), "ptr.missing".into(), "noptr.example".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&(
+            "new".into(),
+            "mx.target_unresolvable".into(),
+            "dangling.example".into()
+        )),
+        "{got:?}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut domains: Vec<String> = v["domains"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    domains.sort();
+    assert_eq!(
+        domains,
+        ["dangling.example", "healthy.example", "noptr.example"],
+        "{v:#}"
+    );
+    // `--domains-file` replaces the configuration's file.
+    std::fs::write(dir.join("other.txt"), "noptr.example\n").expect("list");
+    let other = dir.join("other.txt");
+    let out = mxaudit(&[
+        "run",
+        "--config",
+        cfg_s,
+        "--format",
+        "json",
+        "--domains-file",
+        other.to_str().expect("utf8"),
+    ])
+    .await;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let mut domains: Vec<String> = v["domains"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    domains.sort();
+    assert_eq!(domains, ["healthy.example", "noptr.example"], "{v:#}");
+    // dangling.example is no longer audited: its findings are not "resolved".
+    assert!(
+        !events(&out)
+            .iter()
+            .any(|(change, _, d)| change == "resolved" && d == "dangling.example"),
+        "{:?}",
+        events(&out)
+    );
+}

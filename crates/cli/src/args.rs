@@ -144,6 +144,10 @@ pub struct RunArgs {
     /// Print the run's events (new, ongoing, resolved) as: text or json.
     #[arg(long, short = 'f', default_value = "text")]
     pub format: String,
+    /// Also audit the domains of this file, one per line (`#` comments);
+    /// replaces the configuration's `domains_file`.
+    #[arg(long = "domains-file", value_name = "FILE")]
+    pub domains_file: Option<PathBuf>,
 }
 
 /// `mxaudit history`.

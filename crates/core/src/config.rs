@@ -43,6 +43,11 @@ pub struct Config {
     /// The domains to audit.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
+    /// More domains for `mxaudit run` and the daemon, one per line (`#`
+    /// comments), relative to the configuration file: a customer list kept
+    /// elsewhere. They have no profile, tags or outbound addresses.
+    #[serde(default)]
+    pub domains_file: Option<String>,
     /// User-defined provider profiles, by id.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileSection>,

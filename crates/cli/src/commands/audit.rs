@@ -219,17 +219,17 @@ pub fn shard_of(domain: &str, n: u64) -> u64 {
 
 /// Where the targets come from: the command line or configuration (one chunk),
 /// or a domains file read line by line.
-struct TargetSource {
+pub(crate) struct TargetSource {
     fixed: Option<Vec<Target>>,
     lines: Option<(String, Box<dyn BufRead>, usize)>,
     shard: Option<(u64, u64)>,
     profile: Option<std::sync::Arc<mxaudit_core::Profile>>,
     outbound_ips: Vec<std::net::IpAddr>,
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl TargetSource {
-    fn new(
+    pub(crate) fn new(
         args: &AuditArgs,
         config: &Config,
         shard: Option<(u64, u64)>,
@@ -283,7 +283,7 @@ impl TargetSource {
     }
 
     /// The next chunk of at most `max` targets; `None` at the end.
-    fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<Target>>, Failure> {
+    pub(crate) fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<Target>>, Failure> {
         if let Some(fixed) = self.fixed.take() {
             return Ok(if fixed.is_empty() { None } else { Some(fixed) });
         }

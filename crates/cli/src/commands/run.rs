@@ -144,7 +144,12 @@ pub async fn execute(
     delivery: &Delivery,
 ) -> Result<RunSummary, Failure> {
     let (schedule, sink_ids) = (trigger.schedule, trigger.sinks);
-    let mut targets = setup::targets(&AuditArgs::default(), config)?;
+    // A configuration may list its domains only in `domains_file`.
+    let mut targets = if config.domains.is_empty() {
+        Vec::new()
+    } else {
+        setup::targets(&AuditArgs::default(), config)?
+    };
     let selected: Vec<String> = config
         .domains
         .iter()
@@ -175,6 +180,31 @@ pub async fn execute(
         }
     }
     targets.retain(|t| selected.contains(&t.domain.to_string()));
+    // The domains file joins an unfiltered run (names and tags select
+    // [[domains]] only). Read whole: a run compares every domain with its
+    // history before it records anything (`mxaudit audit --domains-file`
+    // streams instead).
+    if let Some(file) = &config.domains_file
+        && selection.domains.is_empty()
+        && selection.tags.is_empty()
+    {
+        let path = base_dir(config_path).join(file);
+        let args = AuditArgs {
+            domains_file: Some(path),
+            ..AuditArgs::default()
+        };
+        let mut source = crate::commands::audit::TargetSource::new(&args, config, None)?;
+        while let Some(chunk) = source.next_chunk(10_000)? {
+            for t in chunk {
+                if !targets.iter().any(|k| k.domain == t.domain) {
+                    targets.push(t);
+                }
+            }
+        }
+        for warning in &source.warnings {
+            eprintln!("mxaudit: {warning}");
+        }
+    }
     if targets.is_empty() {
         return Err(usage(anyhow!("no domain selected")));
     }
@@ -319,7 +349,14 @@ pub fn progress_bar() -> Option<mxaudit_core::runner::ProgressHook> {
 
 /// Runs `mxaudit run`.
 pub async fn run(args: RunArgs) -> Result<u8, Failure> {
-    let config = setup::load_config(&args.config)?;
+    let mut config = setup::load_config(&args.config)?;
+    if let Some(file) = &args.domains_file {
+        // Given on the command line: relative to the working directory.
+        let absolute = std::env::current_dir()
+            .map(|d| d.join(file))
+            .unwrap_or_else(|_| file.clone());
+        config.domains_file = Some(absolute.display().to_string());
+    }
     let fail_on: Severity = match &args.fail_on {
         Some(s) => s
             .parse()

@@ -10,45 +10,32 @@
 //! on long domain lists.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use crate::cache::{Generations, lock};
+
 type Value = Arc<dyn Any + Send + Sync>;
 type Cell = Arc<OnceCell<Value>>;
-type Map = HashMap<(TypeId, Box<str>), Cell, foldhash::quality::RandomState>;
 
 /// Entries kept at most (both generations).
 const MAX_ENTRIES: usize = 8192;
 
 pub(crate) struct DerivedCache {
-    generations: Mutex<(Map, Map)>,
-    generation_size: usize,
+    inner: Mutex<Generations<(TypeId, Box<str>), Cell>>,
 }
 
 impl DerivedCache {
     pub(crate) fn with_capacity(capacity: usize) -> DerivedCache {
-        let capacity = capacity.min(MAX_ENTRIES);
         DerivedCache {
-            generations: Mutex::new((Map::default(), Map::default())),
-            generation_size: (capacity / 2).max(1),
+            inner: Mutex::new(Generations::with_capacity(capacity.min(MAX_ENTRIES))),
         }
     }
 
     /// The cell of `(T, key)`, moved to the newer generation.
     pub(crate) fn cell<T: 'static>(&self, key: &str) -> Cell {
-        let mut g = self.generations.lock().unwrap_or_else(|e| e.into_inner());
         let k = (TypeId::of::<T>(), Box::<str>::from(key));
-        if let Some(cell) = g.0.get(&k) {
-            return cell.clone();
-        }
-        let cell = g.1.remove(&k).unwrap_or_default();
-        if g.0.len() >= self.generation_size {
-            let full = std::mem::take(&mut g.0);
-            g.1 = full;
-        }
-        g.0.insert(k, cell.clone());
-        cell
+        lock(&self.inner).with(&k, || k.clone(), |cell| cell.clone())
     }
 }

@@ -367,18 +367,32 @@ impl Dns {
             .lookup(name.as_str(), rtype.to_hickory())
             .await
         {
-            Ok(lookup) => {
-                let records: Vec<Record> = lookup.answers().iter().filter_map(convert).collect();
-                let has_asked = records.iter().any(|r| r.data.rtype() == rtype)
-                    || records.iter().any(|r| matches!(r.data, Rdata::Cname(_)));
-                if records.is_empty() || !has_asked {
-                    Answer::NoData { negative_ttl: None }
-                } else {
-                    Answer::Records(RecordSet(records))
-                }
-            }
+            Ok(lookup) => from_records(lookup.answers(), rtype, None),
             Err(e) => classify(e),
         }
+    }
+}
+
+/// An answer section as an answer, for both paths: NODATA when it holds
+/// nothing of the type asked (nor a CNAME toward it), with `empty_ttl` as the
+/// negative TTL when it holds nothing at all.
+fn from_records(
+    answers: &[hickory_resolver::proto::rr::Record],
+    rtype: RType,
+    empty_ttl: Option<u32>,
+) -> Answer {
+    let records: Vec<Record> = answers.iter().filter_map(convert).collect();
+    if records.is_empty() {
+        return Answer::NoData {
+            negative_ttl: empty_ttl,
+        };
+    }
+    let has_asked = records.iter().any(|r| r.data.rtype() == rtype)
+        || records.iter().any(|r| matches!(r.data, Rdata::Cname(_)));
+    if has_asked {
+        Answer::Records(RecordSet(records))
+    } else {
+        Answer::NoData { negative_ttl: None }
     }
 }
 
@@ -395,17 +409,7 @@ fn from_reply(reply: Reply, rtype: RType) -> Answer {
             if m.metadata.response_code == ResponseCode::NXDomain {
                 return Answer::NxDomain { negative_ttl };
             }
-            let records: Vec<Record> = m.answers.iter().filter_map(convert).collect();
-            if records.is_empty() {
-                return Answer::NoData { negative_ttl };
-            }
-            let has_asked = records.iter().any(|r| r.data.rtype() == rtype)
-                || records.iter().any(|r| matches!(r.data, Rdata::Cname(_)));
-            if has_asked {
-                Answer::Records(RecordSet(records))
-            } else {
-                Answer::NoData { negative_ttl: None }
-            }
+            from_records(&m.answers, rtype, negative_ttl)
         }
         Reply::Rcode(ResponseCode::ServFail) => Answer::Failed(LookupFailure::ServFail),
         Reply::Rcode(ResponseCode::Refused) => Answer::Failed(LookupFailure::Refused),

@@ -39,6 +39,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{OnceCell, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::cache::lock;
+
 /// Sockets per name server: enough to spread the receive work and keep each
 /// socket's id space far from full.
 const SOCKETS: usize = 4;
@@ -143,7 +145,7 @@ impl MultiplexedUdp {
         for _ in 0..=self.attempts {
             let (tx, mut rx) = oneshot::channel();
             let id = {
-                let mut waiters = lane.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                let mut waiters = lock(&lane.waiters);
                 // A socket's id space is nearly used up only with an absurd
                 // `[resolver] concurrency`; hickory takes the question then.
                 if waiters.len() >= MAX_IN_FLIGHT_PER_SOCKET {
@@ -183,10 +185,7 @@ impl MultiplexedUdp {
                         Ok(_) | Err(_) => {
                             let (tx, new_rx) = oneshot::channel();
                             rx = new_rx;
-                            lane.waiters
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(id, tx);
+                            lock(&lane.waiters).insert(id, tx);
                         }
                     },
                     // The reader stopped: the socket failed.
@@ -203,10 +202,7 @@ impl MultiplexedUdp {
 }
 
 fn forget(lane: &Lane, id: u16) {
-    lane.waiters
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+    lock(&lane.waiters).remove(&id);
 }
 
 fn seed_id() -> u16 {
@@ -236,10 +232,7 @@ async fn read_replies(socket: Arc<UdpSocket>, waiters: Arc<Waiters>) {
         let Some(id) = buf.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
             continue;
         };
-        let waiter = waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        let waiter = lock(&waiters).remove(&id);
         if let Some(tx) = waiter {
             let _ = tx.send(buf[..n].to_vec());
         }

@@ -30,6 +30,8 @@ use hickory_resolver::net::runtime::{
 };
 use tokio::net::{TcpStream, UdpSocket};
 
+use crate::cache::lock;
+
 /// Sockets kept at most per address family; more in flight are closed when done.
 const MAX_POOLED: usize = 1024;
 
@@ -53,16 +55,11 @@ impl SocketPool {
     }
 
     fn take(&self, v4: bool) -> Option<UdpSocket> {
-        // A poisoned lock only means another query panicked while holding it;
-        // the vector is still valid.
-        self.slot(v4)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
+        lock(self.slot(v4)).pop()
     }
 
     fn give(&self, socket: UdpSocket, v4: bool) {
-        let mut sockets = self.slot(v4).lock().unwrap_or_else(|e| e.into_inner());
+        let mut sockets = lock(self.slot(v4));
         if sockets.len() < MAX_POOLED {
             sockets.push(socket);
         }

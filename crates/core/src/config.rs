@@ -183,12 +183,8 @@ pub struct InlineSection {
 #[serde(deny_unknown_fields)]
 struct InlineCommon {
     id: String,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::manifest::yes")]
     enabled: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Keys every inline plugin table has; the rest are the engine's parameters.

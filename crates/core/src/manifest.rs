@@ -70,7 +70,8 @@ struct ManifestHeader {
     finding: BTreeMap<Spanned<String>, FindingText>,
 }
 
-fn yes() -> bool {
+/// `#[serde(default = …)]` for keys that default to true (also `[[dnsbl]] enabled`).
+pub(crate) fn yes() -> bool {
     true
 }
 

@@ -25,28 +25,19 @@ pub async fn run(args: DnsblArgs) -> Result<u8, Failure> {
     // that needs a registered resolver then shows as unusable or failed,
     // which is the answer the user needs).
     let set = setup::plugin_set(&config, args.config.as_deref(), &args.plugin_dirs)?;
-    if let Some(ids) = &args.plugins {
-        set.select(Some(ids), &[]).map_err(|e| usage(anyhow!(e)))?;
-    }
-    let lists: Vec<&Dnsbl> = set
-        .plugins
+    let chosen = match &args.plugins {
+        Some(ids) => set.select(Some(ids), &[]).map_err(|e| usage(anyhow!(e)))?,
+        None => set.plugins,
+    };
+    let lists: Vec<&Dnsbl> = chosen
         .iter()
-        .filter(|p| {
-            args.plugins
-                .as_ref()
-                .is_none_or(|ids| ids.contains(&p.meta.id))
-        })
         .filter_map(|p| p.check.engine().downcast_ref::<Dnsbl>())
         .collect();
     if lists.is_empty() {
         return Err(usage(anyhow!("no blocklist selected")));
     }
     let dns = setup::dns(&args.dns, &config)?;
-    for (ip, operator) in dnsbl::public_resolvers(dns.nameservers()) {
-        eprintln!(
-            "mxaudit: warning: the resolver {ip} is {operator}'s public service; lists such as Spamhaus refuse queries from it."
-        );
-    }
+    setup::warn_public_resolver(&chosen, &dns);
     let audit_args = AuditArgs {
         allow_targets: args.allow_targets.clone(),
         ..AuditArgs::default()

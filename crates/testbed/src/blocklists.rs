@@ -11,7 +11,7 @@
 //!
 //! [`DnsServer`]: crate::DnsServer
 
-use crate::dns::{ZoneText, zone_from_text};
+use crate::dns::{ZoneText, builtin_zones};
 
 const ZONES: &[(&str, &str)] = &[
     (
@@ -50,8 +50,5 @@ const ZONES: &[(&str, &str)] = &[
 
 /// The blocklist zones.
 pub fn zones() -> Vec<ZoneText> {
-    ZONES
-        .iter()
-        .map(|(origin, text)| zone_from_text(origin, (*text).to_owned()))
-        .collect()
+    builtin_zones(ZONES)
 }

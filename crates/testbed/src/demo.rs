@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::TestbedError;
-use crate::dns::{Fault, ZoneText, parse_faults, zone_from_text};
+use crate::dns::{Fault, ZoneText, builtin_zones, parse_faults};
 
 /// The demo's configuration (`audit.toml` format).
 pub const CONFIG: &str = include_str!("../worlds/demo/audit.toml");
@@ -28,10 +28,7 @@ const FAULTS: &str = include_str!("../worlds/demo/faults.txt");
 
 /// The demo zones.
 pub fn zones() -> Vec<ZoneText> {
-    ZONES
-        .iter()
-        .map(|(origin, text)| zone_from_text(origin, (*text).to_owned()))
-        .collect()
+    builtin_zones(ZONES)
 }
 
 /// The demo's failing names.

@@ -341,6 +341,14 @@ pub fn parse_faults(path: &str, text: &str) -> Result<Vec<(String, Fault)>, Test
     Ok(faults)
 }
 
+/// Zones compiled into the testbed (`(default origin, text)` pairs).
+pub(crate) fn builtin_zones(zones: &[(&str, &str)]) -> Vec<ZoneText> {
+    zones
+        .iter()
+        .map(|(origin, text)| zone_from_text(origin, (*text).to_owned()))
+        .collect()
+}
+
 /// A zone whose origin is its `$ORIGIN` line if it has one, else `default_origin`.
 pub fn zone_from_text(default_origin: &str, text: String) -> ZoneText {
     let origin = text

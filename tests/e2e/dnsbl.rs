@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mxaudit_checks::dnsbl::{self, LineStatus};
+use mxaudit_agent::{tools, view};
 use mxaudit_core::manifest::{self, Plugin};
+use mxaudit_core::peer::LineStatus;
 use mxaudit_core::runner::{self, RunOptions, RunOutput};
 use mxaudit_core::{CheckStatus, Finding, Lang, Severity, Target};
 use mxaudit_dns::DomainName;
@@ -707,7 +708,10 @@ async fn rate_limit_is_honoured() {
     );
     let dns = dns_client(server.addr());
     let opts = RunOptions {
-        rate_limits: false,
+        scope: std::sync::Arc::new(mxaudit_core::RunScope {
+            rate_limits: false,
+            ..Default::default()
+        }),
         ..RunOptions::default()
     };
     let started = Instant::now();
@@ -748,21 +752,20 @@ async fn direct_check_gives_one_line_per_list() {
                 .expect("manifest loads")
         })
         .collect();
-    let lists: Vec<&dnsbl::Dnsbl> = plugins
+    let ids: Vec<&str> = plugins
         .iter()
-        .filter_map(|p| p.check.engine().downcast_ref::<dnsbl::Dnsbl>())
+        .filter(|p| p.check.blocklist().is_some())
+        .map(|p| p.meta.id.as_str())
         .collect();
-    let ids: Vec<&str> = lists.iter().map(|l| l.plugin()).collect();
     assert_eq!(ids.len(), LISTS.len() + 1, "{ids:?}");
     assert!(ids.contains(&"broken"), "{ids:?}");
     let inputs: Vec<String> = ["203.0.113.10", "mx.v6.mail.test", "10.0.0.5"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let lines = dnsbl::check_addresses(&dns, &lists, &inputs, &test_policy())
-        .await
-        .expect("valid inputs");
-    let text = dnsbl::lines_to_text(&lines, Lang::En);
+    let parsed = tools::blocklist_inputs(&inputs).expect("valid inputs");
+    let lines = tools::blocklist_lines(&plugins, &parsed, &crate::support::cx(&dns)).await;
+    let text = view::dnsbl::text(&lines, Lang::En);
     let line = |input: &str, queried: &str, plugin: &str| {
         lines
             .iter()
@@ -818,13 +821,11 @@ async fn direct_check_gives_one_line_per_list() {
     );
     let json = serde_json::to_value(&lines).expect("json");
     assert_eq!(json[0]["status"], "listed", "{json}");
-    let ja = dnsbl::lines_to_text(&lines, Lang::Ja);
+    let ja = view::dnsbl::text(&lines, Lang::Ja);
     assert!(ja.contains("XBL: 感染したホスト"), "{ja}");
     // Bad input is refused before any query.
     let before = server.query_count();
-    let err = dnsbl::check_addresses(&dns, &lists, &["no such thing!".to_owned()], &test_policy())
-        .await
-        .expect_err("invalid");
+    let err = tools::blocklist_inputs(&["no such thing!".to_owned()]).expect_err("invalid");
     assert!(err.to_string().contains("neither an IP address"), "{err}");
     assert_eq!(server.query_count(), before);
 }
@@ -1112,7 +1113,7 @@ fn audit_toml_inline_list_block_loads_and_shows_every_key() {
             &config,
             "dnsbl",
             mxaudit_checks::ENGINES,
-            dnsbl::INLINE_TEXT,
+            mxaudit_checks::dnsbl::INLINE_TEXT,
         )?;
         Ok::<_, mxaudit_core::tomldoc::Located>(set)
     };

@@ -60,6 +60,7 @@ fn hostile() -> Finding {
 
 fn batch(run: &str, sink: &str, events: Vec<Event>) -> Batch {
     Batch {
+        history: true,
         key: format!("{run}/{sink}"),
         run_id: run.into(),
         schedule: Some("nightly".into()),
@@ -90,7 +91,10 @@ fn batch(run: &str, sink: &str, events: Vec<Event>) -> Batch {
 }
 
 fn event(change: Change, f: Finding) -> Event {
-    Event { change, finding: f }
+    Event {
+        change: Some(change),
+        finding: f,
+    }
 }
 
 fn hostile_batch(run: &str, sink: &str) -> Batch {

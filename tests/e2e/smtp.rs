@@ -84,6 +84,7 @@ struct Scenario {
     dns: Dns,
     server: Option<SmtpServer>,
     plugin: Plugin,
+    scope: std::sync::Arc<mxaudit_core::RunScope>,
 }
 
 impl Scenario {
@@ -118,17 +119,22 @@ impl Scenario {
             dns,
             server,
             plugin: smtp_plugin(port, params),
+            scope: std::sync::Arc::new(mxaudit_core::RunScope::default()),
         }
     }
 
     /// Runs the check like the runner does, and renders every observation in
     /// English and Japanese (a template error fails the test).
     async fn check(&self) -> CheckReport {
+        // One scope (and so one session pacer) for every check of the
+        // scenario, as for the checks of one run.
         let cx = CheckCx {
-            dns: self.dns.clone(),
-            addresses: policy(),
-            deadline: std::time::Instant::now() + Duration::from_secs(30),
-            rate_limits: true,
+            run: self.scope.clone(),
+            ..CheckCx::new(
+                self.dns.clone(),
+                policy(),
+                std::time::Instant::now() + Duration::from_secs(30),
+            )
         };
         let report = self
             .plugin
@@ -846,6 +852,7 @@ async fn implicit_mx_is_probed() {
         dns: dns_client(dns_server.addr()),
         _dns_server: dns_server,
         plugin: smtp_plugin(server.port(), ""),
+        scope: std::sync::Arc::new(mxaudit_core::RunScope::default()),
         server: Some(server),
     };
     let report = s.check().await;
@@ -1023,8 +1030,7 @@ async fn probe_host_returns_an_escaped_transcript() {
         .await
         .expect("dns");
     let dns = dns_client(dns_server.addr());
-    let opts = mxaudit_checks::smtp::SmtpProbeOptions {
-        recipient_domain: Some("probe.test".into()),
+    let opts = mxaudit_checks::smtp::SmtpOptions {
         ca_files: vec![ca_dir.path().join("ca.pem")],
         greeting_timeout: Duration::from_secs(2),
         slow_greeting: Duration::from_secs(1),
@@ -1032,15 +1038,20 @@ async fn probe_host_returns_an_escaped_transcript() {
         session_delay: Duration::ZERO,
         ..Default::default()
     };
+    let cx = CheckCx::new(
+        dns.clone(),
+        policy(),
+        std::time::Instant::now() + Duration::from_secs(60),
+    );
     let out = mxaudit_checks::smtp::probe_host(
         &address.to_string(),
         server.port(),
+        Some("probe.test"),
         &opts,
-        &dns,
-        &policy(),
+        &cx,
     )
     .await;
-    let text = out.to_string();
+    let text = mxaudit_agent::view::smtp::text(&out);
     assert!(
         text.contains("S: 220 mx.probe.test ESMTP \\u{202e}tset\\x07"),
         "{text}"
@@ -1064,12 +1075,17 @@ async fn probe_host_returns_an_escaped_transcript() {
     assert_eq!(json["sessions"][0]["lines"][0]["speaker"], "note");
 
     // By name through DNS; a refused address is listed, not probed.
+    let strict = CheckCx::new(
+        dns.clone(),
+        std::sync::Arc::new(AddressPolicy::new(Vec::new())),
+        std::time::Instant::now() + Duration::from_secs(60),
+    );
     let refused = mxaudit_checks::smtp::probe_host(
         "mx.probe.test",
         server.port(),
+        Some("probe.test"),
         &opts,
-        &dns,
-        &AddressPolicy::new(Vec::new()),
+        &strict,
     )
     .await;
     assert!(refused.sessions.is_empty());

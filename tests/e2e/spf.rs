@@ -276,14 +276,19 @@ async fn evaluate_json_and_text() {
     req.ip = Some("198.51.100.21".parse().expect("ip"));
     let out = evaluate(&dns, &req).await;
     // mx, include:a, a:h1, then a:h2 matches: evaluation stops before the limit.
-    assert_eq!(out.result, SpfResult::Pass, "{}", out.to_text());
+    assert_eq!(
+        out.result,
+        SpfResult::Pass,
+        "{}",
+        mxaudit_agent::view::spf::text(&out)
+    );
     assert_eq!(out.lookups, 4);
     let json = serde_json::to_value(&out).expect("serializes");
     assert_eq!(json["result"], "pass");
     assert_eq!(json["explanation"], serde_json::Value::Null);
     assert_eq!(json["lookups"], 4);
     assert_eq!(json["tree"]["lookups"], 13);
-    let text = out.to_text();
+    let text = mxaudit_agent::view::spf::text(&out);
     println!("{text}");
     assert!(text.contains("result: pass"), "{text}");
     assert!(text.contains("#11 a:h1.spf.test"), "{text}");
@@ -294,7 +299,7 @@ async fn evaluate_json_and_text() {
         stranger.result,
         SpfResult::PermError,
         "{}",
-        stranger.to_text()
+        mxaudit_agent::view::spf::text(&stranger)
     );
     assert!(!stranger.ip_given);
 
@@ -318,7 +323,11 @@ async fn evaluate_json_and_text() {
     scripted.replace(z);
     let out = evaluate(&suite_client(&scripted), &SpfRequest::new("evil.test")).await;
     assert_eq!(out.result, SpfResult::PermError);
-    assert!(!out.to_text().contains('\u{1b}'), "{}", out.to_text());
+    assert!(
+        !mxaudit_agent::view::spf::text(&out).contains('\u{1b}'),
+        "{}",
+        mxaudit_agent::view::spf::text(&out)
+    );
     // check_host() and the tree walk read the record once: one question per run.
     assert_eq!(scripted.count_of("evil.test", "TXT"), 1);
 }
@@ -694,7 +703,12 @@ async fn hostile_records_are_bounded() {
     let mut long = SpfRequest::new("macro.test");
     long.sender = Some(format!("{}@macro.test", "l".repeat(60)));
     let out = evaluate(&dns, &long).await;
-    assert_eq!(out.result, SpfResult::Fail, "{}", out.to_text());
+    assert_eq!(
+        out.result,
+        SpfResult::Fail,
+        "{}",
+        mxaudit_agent::view::spf::text(&out)
+    );
 
     // The engine on the same worlds: findings, not panics.
     let targets: Vec<_> = ["fan.test", "big.test", "many.test", "macro.test"]

@@ -179,12 +179,12 @@ async fn postgres_store_keeps_the_same_history() {
             .await
             .expect("finish");
     }
-    assert_eq!(changes[0], vec![(Change::New, "mx.none".to_owned())]);
+    assert_eq!(changes[0], vec![(Some(Change::New), "mx.none".to_owned())]);
     assert_eq!(
         changes[1],
         vec![
-            (Change::New, "mx.null".to_owned()),
-            (Change::Resolved, "mx.none".to_owned())
+            (Some(Change::New), "mx.null".to_owned()),
+            (Some(Change::Resolved), "mx.none".to_owned())
         ]
     );
     let h = store.history("pg.example", 10).await.expect("history");

@@ -59,12 +59,11 @@ pub fn test_policy() -> Arc<AddressPolicy> {
 
 /// A check context on `dns`.
 pub fn cx(dns: &Dns) -> CheckCx {
-    CheckCx {
-        dns: dns.clone(),
-        addresses: test_policy(),
-        deadline: std::time::Instant::now() + Duration::from_secs(30),
-        rate_limits: true,
-    }
+    CheckCx::new(
+        dns.clone(),
+        test_policy(),
+        std::time::Instant::now() + Duration::from_secs(30),
+    )
 }
 
 /// Every built-in plugin.

@@ -17,6 +17,22 @@ pub mod spf;
 
 use mxaudit_core::EngineEntry;
 
+/// An engine whose plugins may also be defined inline in the configuration,
+/// as an array of tables named after the engine (`[[dnsbl]]`).
+#[derive(Debug, Clone, Copy)]
+pub struct InlineTable {
+    /// The configuration key, which is also the engine name.
+    pub key: &'static str,
+    /// `(path, source)` of the manifest that gives inline plugins their text.
+    pub text: (&'static str, &'static str),
+}
+
+/// Engines with inline tables, one line each.
+pub static INLINE_TABLES: &[InlineTable] = &[InlineTable {
+    key: "dnsbl",
+    text: dnsbl::INLINE_TEXT,
+}];
+
 /// The engine registry: one line per engine, in documentation order (style rule 3).
 pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<mx::Mx>(),

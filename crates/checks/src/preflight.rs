@@ -1,16 +1,26 @@
 //! Engine `preflight`: the go/no-go checklist before moving a domain's MX to a
-//! provider (seed 000, seed 003). Every line of the checklist is an observation:
-//! `info` codes are the lines that are fine (OK), `low`/`medium` ones need
-//! attention (WARN), `high`/`critical` ones stop the move (BLOCKER). The
-//! `mxaudit preflight` command runs this engine with the blocklist and SMTP
-//! engines on the smart host and prints the checklist.
+//! provider (KB2598485, "Mail flow intelligence in EOP"). Every line of the
+//! checklist is an observation: `info` codes are the lines that are fine (OK),
+//! `low`/`medium` ones need attention (WARN), `high`/`critical` ones stop the
+//! move (BLOCKER).
+//!
+//! The path back — the on-premises smart host the provider's connector will
+//! deliver to — is also asked of the other engines of the run, through the
+//! check context: the `smtp` plugin probes it as the connector will see it
+//! (port 25, greeting, STARTTLS, certificate, relay; not with `--dns-only`),
+//! and every enabled blocklist looks its addresses up. Their observations keep
+//! their own plugin's text.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use mxaudit_core::{CheckCx, CheckReport, CodeSpec, Engine, Observation, PluginMeta, Target};
-use mxaudit_dns::{Answer, RType};
+use std::net::IpAddr;
+
+use mxaudit_core::{
+    CheckCx, CheckReport, CodeSpec, Engine, Observation, PluginMeta, SmartHost, Target,
+};
+use mxaudit_dns::{Answer, DomainName, RType};
 
 use crate::resolve::resolve_host;
 
@@ -116,9 +126,7 @@ impl Engine for Preflight {
             code: "preflight.smarthost_private",
             vars: &["host", "address", "range"],
         },
-        // Emitted by `mxaudit preflight`, which asks the enabled blocklist
-        // plugins about the smart host; declared here for its text and its
-        // place in the checklist.
+        // When every enabled blocklist was asked and none lists the smart host.
         CodeSpec {
             code: "preflight.smarthost_not_listed",
             vars: &["host", "addresses", "lists", "count"],
@@ -405,8 +413,8 @@ impl Engine for Preflight {
 
         // The path back: the on-premises smart host the provider's connector uses.
         if let Some(smart) = &target.smart_host {
-            let host = smart.to_string();
-            let addrs = resolve_host(smart, cx).await;
+            let host = smart.host.to_string();
+            let addrs = resolve_host(&smart.host, cx).await;
             if addrs.addresses.is_empty() {
                 if addrs.failures.is_empty() {
                     let reason = if addrs.nxdomain { "NXDOMAIN" } else { "NODATA" };
@@ -439,6 +447,8 @@ impl Engine for Preflight {
                     }
                 }
                 if !private {
+                    self.path_back(smart, &target.domain, &addrs.addresses, cx, &mut report)
+                        .await;
                     let list: Vec<String> =
                         addrs.addresses.iter().map(ToString::to_string).collect();
                     let ranges: Vec<String> = profile
@@ -457,6 +467,69 @@ impl Engine for Preflight {
             }
         }
         report
+    }
+}
+
+impl Preflight {
+    /// The smart host as the provider's connector will see it, asked of the
+    /// run's other engines: the SMTP probe (4.4.315/316/317/318, 4.7.320, open
+    /// relay) and every enabled blocklist (a listed smart host has its mail
+    /// refused: KB895853, KB2590562).
+    async fn path_back(
+        &self,
+        smart: &SmartHost,
+        domain: &DomainName,
+        addresses: &[IpAddr],
+        cx: &CheckCx,
+        report: &mut CheckReport,
+    ) {
+        if !cx.run.dns_only
+            && let Some(smtp) = cx.run.peer("smtp")
+            && let Some(prober) = smtp.check.smtp_prober()
+        {
+            let probe = prober
+                .probe_host(&smart.host, smart.port, Some(domain.bare()), cx)
+                .await;
+            for o in probe.observations {
+                report.push(o.for_plugin(&smtp.meta.id));
+            }
+            for e in probe.errors {
+                report.error(format!("smart host SMTP: {e}"));
+            }
+        }
+        let who = format!("smart host {}", smart.host);
+        let mut asked = Vec::new();
+        let mut listed = false;
+        let mut failed = false;
+        for plugin in cx.run.enabled_peers() {
+            let Some(list) = plugin.check.blocklist() else {
+                continue;
+            };
+            let (answer, applies) = list.check_ips(addresses, &who, cx).await;
+            if applies {
+                asked.push(list.list_name().to_owned());
+            }
+            failed |= !answer.errors.is_empty();
+            listed |= !answer.observations.is_empty();
+            for e in answer.errors {
+                report.error(e);
+            }
+            for o in answer.observations {
+                report.push(o.for_plugin(&plugin.meta.id));
+            }
+        }
+        if !asked.is_empty() && !listed && !failed {
+            let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+            let host = smart.host.to_string();
+            report.push(
+                Observation::new("preflight.smarthost_not_listed", &host)
+                    .evidence(format!("{}: {}", shown.join(" "), asked.join(", ")))
+                    .var("host", host)
+                    .var("addresses", shown.join(", "))
+                    .var("lists", asked.join(", "))
+                    .var("count", asked.len()),
+            );
+        }
     }
 }
 

@@ -13,9 +13,22 @@ use ipnet::IpNet;
 #[derive(Debug, Parser)]
 #[command(name = "mxaudit", version, about, long_about = None)]
 pub struct Cli {
+    /// Log lines on standard error as `text` or `json` (JSON lines, for the
+    /// daemon's log shippers); `RUST_LOG` sets the levels.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.

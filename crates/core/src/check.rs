@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,8 @@ use mxaudit_dns::{Dns, DomainName};
 use crate::address::AddressPolicy;
 use crate::manifest::FindingText;
 use crate::model::Observation;
+use crate::pacer::SessionPacer;
+use crate::peer::{Blocklist, SmtpProber};
 use crate::profile::Profile;
 
 /// One finding code an engine may emit, with the template variables it provides.
@@ -54,7 +57,46 @@ pub struct Target {
     pub outbound_ips: Vec<IpAddr>,
     /// The on-premises host a mail service delivers to (its connector's smart
     /// host), checked by `preflight`.
-    pub smart_host: Option<DomainName>,
+    pub smart_host: Option<SmartHost>,
+}
+
+/// A host and the SMTP port a connector delivers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmartHost {
+    /// The host name.
+    pub host: DomainName,
+    /// The port (25 unless given).
+    pub port: u16,
+}
+
+impl SmartHost {
+    /// Parses `host` or `host:port`.
+    pub fn parse(s: &str) -> Result<SmartHost, String> {
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("`{}`: bad port", s.escape_debug()))?,
+            ),
+            None => (s, 25),
+        };
+        Ok(SmartHost {
+            host: DomainName::parse(host).map_err(|e| e.to_string())?,
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for SmartHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.port == 25 {
+            write!(f, "{}", self.host)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl Target {
@@ -78,10 +120,92 @@ pub struct CheckCx {
     pub addresses: Arc<AddressPolicy>,
     /// When the task must be done; the runner stops it then.
     pub deadline: Instant,
+    /// What every check of the run shares: options, the other plugins, politeness.
+    pub run: Arc<RunScope>,
+}
+
+impl CheckCx {
+    /// A context on `dns` with a default run scope (rate limits honoured, no
+    /// extra CA, no peers, a pacer of its own).
+    pub fn new(dns: Dns, addresses: Arc<AddressPolicy>, deadline: Instant) -> CheckCx {
+        CheckCx {
+            dns,
+            addresses,
+            deadline,
+            run: Arc::new(RunScope::default()),
+        }
+    }
+}
+
+/// What the checks of one run share beyond DNS, handed to every task in its
+/// [`CheckCx`]: the run's options (never process-global state), the plugins of
+/// the run for engines that ask each other ([`crate::peer`]), and the session
+/// pacer that keeps connections to one server polite across plugins and domains.
+#[derive(Clone)]
+pub struct RunScope {
     /// Honour the rate limits plugins declare for third-party services (a
     /// blocklist's `queries_per_second`). Off only when those services are the
     /// user's own (a local list mirror, a benchmark world).
     pub rate_limits: bool,
+    /// Only DNS: engines that may connect elsewhere as part of a DNS check
+    /// (preflight's probe of the smart host) leave that part out.
+    pub dns_only: bool,
+    /// Extra trusted CA certificates (PEM files) for TLS probes, besides the
+    /// engines' own: `--ca-file` and `ca_files` of the configuration.
+    pub ca_files: Vec<PathBuf>,
+    /// Every loaded plugin, with whether the configuration enables it: the
+    /// plugins an engine may ask ([`RunScope::enabled_peers`]), and the text of
+    /// observations made on another plugin's behalf.
+    pub peers: Arc<[Peer]>,
+    /// One session at a time per server address, with a pause between
+    /// sessions; shared by every run of the process.
+    pub pacer: Arc<SessionPacer>,
+}
+
+/// A plugin as another engine sees it.
+#[derive(Clone)]
+pub struct Peer {
+    /// The plugin.
+    pub plugin: crate::manifest::Plugin,
+    /// Whether the configuration enables it (its default selection).
+    pub enabled: bool,
+}
+
+impl Default for RunScope {
+    fn default() -> Self {
+        RunScope {
+            rate_limits: true,
+            dns_only: false,
+            ca_files: Vec::new(),
+            peers: Arc::from(Vec::new()),
+            pacer: Arc::new(SessionPacer::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for RunScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunScope")
+            .field("rate_limits", &self.rate_limits)
+            .field("ca_files", &self.ca_files)
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunScope {
+    /// The plugin `id`, enabled or not.
+    pub fn peer(&self, id: &str) -> Option<&crate::manifest::Plugin> {
+        self.peers
+            .iter()
+            .find(|p| p.plugin.meta.id == id)
+            .map(|p| &p.plugin)
+    }
+
+    /// The plugins the configuration enables, in load order.
+    pub fn enabled_peers(&self) -> impl Iterator<Item = &crate::manifest::Plugin> {
+        self.peers.iter().filter(|p| p.enabled).map(|p| &p.plugin)
+    }
 }
 
 /// What one (plugin, target) task reports.
@@ -132,6 +256,16 @@ pub trait Engine: Sized + Send + Sync + 'static {
     fn emitted_codes(&self) -> Vec<&'static str> {
         Self::CODES.iter().map(|c| c.code).collect()
     }
+    /// The blocklist this engine is, for engines and commands that ask lists
+    /// directly (preflight's smart host, `mxaudit dnsbl`).
+    fn blocklist(&self) -> Option<&dyn Blocklist> {
+        None
+    }
+    /// The SMTP prober this engine is, for engines that probe a host of their
+    /// own choosing (preflight's smart host).
+    fn smtp_prober(&self) -> Option<&dyn SmtpProber> {
+        None
+    }
 }
 
 /// The object-safe twin of [`Engine`], made by [`EngineEntry::of`].
@@ -141,12 +275,14 @@ pub trait Check: Send + Sync {
     fn plugin(&self) -> &PluginMeta;
     /// Runs the check on one target.
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport;
-    /// The engine itself, for commands that use an engine's own API beyond
-    /// [`Check::run`] (e.g. `preflight` asks the blocklist plugins about the
-    /// smart host): `check.engine().downcast_ref::<Dnsbl>()`.
-    fn engine(&self) -> &(dyn std::any::Any + Send + Sync);
     /// The codes this instance can emit ([`Engine::emitted_codes`]).
     fn emitted_codes(&self) -> Vec<&'static str>;
+    /// Whether the engine connects to anything but DNS ([`Engine::CONNECTS`]).
+    fn connects(&self) -> bool;
+    /// [`Engine::blocklist`].
+    fn blocklist(&self) -> Option<&dyn Blocklist>;
+    /// [`Engine::smtp_prober`].
+    fn smtp_prober(&self) -> Option<&dyn SmtpProber>;
 }
 
 struct Adapter<E: Engine> {
@@ -162,11 +298,17 @@ impl<E: Engine> Check for Adapter<E> {
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
         self.engine.run(target, cx).await
     }
-    fn engine(&self) -> &(dyn std::any::Any + Send + Sync) {
-        &self.engine
-    }
     fn emitted_codes(&self) -> Vec<&'static str> {
         self.engine.emitted_codes()
+    }
+    fn connects(&self) -> bool {
+        E::CONNECTS
+    }
+    fn blocklist(&self) -> Option<&dyn Blocklist> {
+        self.engine.blocklist()
+    }
+    fn smtp_prober(&self) -> Option<&dyn SmtpProber> {
+        self.engine.smtp_prober()
     }
 }
 

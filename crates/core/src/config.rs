@@ -451,7 +451,7 @@ impl Config {
                 ));
             }
             if let Some(h) = &d.smart_host
-                && let Err(e) = mxaudit_dns::DomainName::parse(h)
+                && let Err(e) = crate::check::SmartHost::parse(h)
             {
                 return Err(Located::at(
                     path,

@@ -4,11 +4,15 @@
 #![deny(missing_docs)]
 
 pub mod address;
+pub mod atomic;
 pub mod check;
 pub mod config;
 pub mod docs;
+pub mod history;
 pub mod manifest;
 pub mod model;
+pub mod pacer;
+pub mod peer;
 pub mod profile;
 pub mod registry;
 pub mod render;
@@ -18,6 +22,9 @@ pub mod text;
 pub mod tomldoc;
 
 pub use address::AddressPolicy;
-pub use check::{CheckCx, CheckReport, CodeSpec, Engine, EngineEntry, PluginMeta, Target};
-pub use model::{CheckResult, CheckStatus, Finding, Lang, Observation, Report, Severity};
+pub use check::{
+    CheckCx, CheckReport, CodeSpec, Engine, EngineEntry, Peer, PluginMeta, RunScope, SmartHost,
+    Target,
+};
+pub use model::{CheckResult, CheckStatus, Finding, Lang, Observation, Severity};
 pub use profile::Profile;

@@ -99,6 +99,11 @@ pub struct Observation {
     pub evidence: Vec<String>,
     /// Template variables for the title, detail and remediation.
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// The plugin whose manifest renders it, when an engine observed it on
+    /// another plugin's behalf (preflight probing the smart host with the
+    /// `smtp` plugin); `None`: the reporting plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
 }
 
 impl Observation {
@@ -109,7 +114,13 @@ impl Observation {
             subject: subject.into(),
             evidence: Vec::new(),
             vars: serde_json::Map::new(),
+            plugin: None,
         }
+    }
+    /// Marks it as observed for plugin `id`, whose manifest renders it.
+    pub fn for_plugin(mut self, id: &str) -> Observation {
+        self.plugin = Some(id.to_owned());
+        self
     }
     /// Adds one evidence line.
     pub fn evidence(mut self, line: impl Into<String>) -> Observation {
@@ -198,28 +209,6 @@ pub struct CheckResult {
     /// Wall time of the task.
     pub duration_ms: u64,
 }
-
-/// The JSON report of one audit (docs/report-format.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// Report format version.
-    pub version: u32,
-    /// The mxaudit version that wrote it.
-    pub generator: String,
-    /// RFC 3339.
-    pub started_at: String,
-    /// RFC 3339.
-    pub finished_at: String,
-    /// The audited domains, in the order given.
-    pub domains: Vec<String>,
-    /// Findings, by domain then most severe first.
-    pub findings: Vec<Finding>,
-    /// One line per (domain, plugin).
-    pub checks: Vec<CheckResult>,
-}
-
-/// The current report format version.
-pub const REPORT_VERSION: u32 = 1;
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use mxaudit_dns::Dns;
 
 use crate::address::AddressPolicy;
-use crate::check::{Check, CheckCx, Target};
+use crate::check::{Check, CheckCx, RunScope, Target};
 use crate::manifest::Plugin;
 use crate::model::{CheckResult, CheckStatus, Finding, Lang, Severity};
 use crate::text::TextRenderer;
@@ -36,8 +36,8 @@ pub struct RunOptions {
     pub severity: BTreeMap<String, Severity>,
     /// Progress reporting (a progress bar on terminals).
     pub progress: Option<ProgressHook>,
-    /// Honour the rate limits of third-party services ([`CheckCx::rate_limits`]).
-    pub rate_limits: bool,
+    /// What every check of the run shares (options, peers, the session pacer).
+    pub scope: Arc<RunScope>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -58,7 +58,7 @@ impl Default for RunOptions {
             lang: Lang::En,
             severity: BTreeMap::new(),
             progress: None,
-            rate_limits: true,
+            scope: Arc::new(RunScope::default()),
         }
     }
 }
@@ -117,7 +117,7 @@ pub async fn run(
                     dns: dns.clone(),
                     addresses: addresses.clone(),
                     deadline: Instant::now() + opts.task_timeout,
-                    rate_limits: opts.rate_limits,
+                    run: opts.scope.clone(),
                 };
                 let timeout = opts.task_timeout;
                 let progress = opts.progress.clone();
@@ -169,12 +169,15 @@ pub async fn run(
                 let findings = per_target.entry(ti).or_default();
                 let mut codes = Vec::new();
                 for obs in &report.observations {
-                    let f = renderer.finding(
-                        &plugin.meta,
-                        &domain,
-                        obs,
-                        opts.severity.get(&obs.code).copied(),
-                    );
+                    // An observation made on another plugin's behalf speaks
+                    // with that plugin's text.
+                    let meta = obs
+                        .plugin
+                        .as_deref()
+                        .and_then(|id| opts.scope.peer(id))
+                        .map_or(&plugin.meta, |p| &p.meta);
+                    let f =
+                        renderer.finding(meta, &domain, obs, opts.severity.get(&obs.code).copied());
                     if !codes.contains(&f.code) {
                         codes.push(f.code.clone());
                     }

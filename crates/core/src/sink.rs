@@ -24,8 +24,9 @@ pub enum Change {
 /// One finding with its change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// New, ongoing or resolved.
-    pub change: Change,
+    /// New, ongoing or resolved; `None` when no history was consulted (an
+    /// audit).
+    pub change: Option<Change>,
     /// The finding (for a resolved one: as last seen).
     pub finding: Finding,
 }
@@ -41,9 +42,17 @@ pub struct TrendPoint {
     pub counts: [u64; 5],
 }
 
-/// What one sink receives for one run.
+/// The one envelope of a run's results, whatever reads them: the report of
+/// `mxaudit audit` (a batch without history), what each sink receives for a
+/// run of `mxaudit run` or the daemon (a batch with history, filtered for the
+/// sink), and what the spool keeps. Every output format renders a batch
+/// (`crate::render`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
+    /// Whether the events carry a change against history (new, ongoing,
+    /// resolved). False for an audit, whose events are simply the findings.
+    #[serde(default = "crate::manifest::yes")]
+    pub history: bool,
     /// Idempotency key: the same batch delivered twice has the same key
     /// (`<run id>/<sink id>`). Webhooks send it as `Idempotency-Key`.
     pub key: String,
@@ -91,7 +100,7 @@ impl SinkFilter {
         events
             .iter()
             .filter(|e| e.finding.severity >= self.min_severity)
-            .filter(|e| self.only == Only::All || e.change != Change::Ongoing)
+            .filter(|e| self.only == Only::All || e.change != Some(Change::Ongoing))
             .cloned()
             .collect()
     }
@@ -126,4 +135,56 @@ pub trait Sink: Send + Sync {
     fn id(&self) -> &str;
     /// One delivery attempt.
     async fn send(&self, batch: &Batch) -> Result<(), SendError>;
+}
+
+impl Batch {
+    /// A batch without history: the findings of an audit, each an event with
+    /// no change.
+    pub fn without_history(
+        started_at: String,
+        finished_at: String,
+        domains: Vec<String>,
+        findings: Vec<Finding>,
+        checks: Vec<CheckResult>,
+    ) -> Batch {
+        Batch {
+            history: false,
+            key: String::new(),
+            run_id: String::new(),
+            schedule: None,
+            started_at,
+            finished_at,
+            domains,
+            events: findings
+                .into_iter()
+                .map(|finding| Event {
+                    change: None,
+                    finding,
+                })
+                .collect(),
+            checks,
+            trend: Vec::new(),
+        }
+    }
+
+    /// The findings present now: every event but the resolved ones.
+    pub fn current(&self) -> impl Iterator<Item = &Finding> {
+        self.events
+            .iter()
+            .filter(|e| e.change != Some(Change::Resolved))
+            .map(|e| &e.finding)
+    }
+
+    /// The most severe finding present now, if any.
+    pub fn worst(&self) -> Option<Severity> {
+        self.current().map(|f| f.severity).max()
+    }
+
+    /// Checks that could not decide.
+    pub fn undecided(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == crate::model::CheckStatus::Error)
+            .count()
+    }
 }

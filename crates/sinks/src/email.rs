@@ -38,8 +38,8 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use crate::build::BuildContext;
-use crate::render;
 use crate::secret::Secret;
+use mxaudit_core::render;
 
 /// The keys of `[sinks.<id>]` with `type = "email"`, in documentation order.
 pub const KEYS: &[&str] = &[
@@ -390,7 +390,7 @@ fn classify(e: &lettre::transport::smtp::Error, reason: String) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::fixtures::batch;
+    use mxaudit_core::render::fixtures::batch;
 
     #[test]
     fn subject_placeholders() {

@@ -27,9 +27,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeTable;
 
-use crate::atomic;
 use crate::build::BuildContext;
-use crate::render;
+use mxaudit_core::atomic;
+use mxaudit_core::render;
 
 /// The keys of `[sinks.<id>]` with `type = "file"`, in documentation order.
 pub const KEYS: &[&str] = &["format", "path", "mode"];
@@ -189,7 +189,7 @@ impl FileSink {
     fn render(&self, batch: &Batch) -> Result<String, SendError> {
         let text = match self.format {
             FileFormat::Json => render::json::pretty(batch),
-            FileFormat::Jsonl => render::jsonl::render(batch),
+            FileFormat::Jsonl => render::jsonl::lines(batch),
             FileFormat::Markdown => Ok(render::markdown::render(batch)),
             FileFormat::Html => Ok(render::html::render(batch)),
         };
@@ -267,7 +267,7 @@ fn classify(path: &Path, e: &io::Error) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::fixtures::batch;
+    use mxaudit_core::render::fixtures::batch;
 
     #[test]
     fn path_template() {

@@ -42,12 +42,10 @@
 
 #![deny(missing_docs)]
 
-mod atomic;
 mod build;
 pub mod delivery;
 pub mod email;
 pub mod file;
-pub mod render;
 pub mod secret;
 pub mod spool;
 pub mod webhook;

@@ -24,7 +24,7 @@ use mxaudit_core::sink::Batch;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::atomic;
+use mxaudit_core::atomic;
 
 /// The spool file format version.
 const RECORD_VERSION: u32 = 1;
@@ -318,6 +318,7 @@ mod tests {
 
     fn batch(key: &str) -> Batch {
         Batch {
+            history: true,
             key: key.into(),
             run_id: key.into(),
             schedule: None,

@@ -35,8 +35,8 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use crate::build::BuildContext;
-use crate::render;
 use crate::secret::Secret;
+use mxaudit_core::render;
 
 /// The keys of `[sinks.<id>]` with `type = "webhook"`, in documentation order.
 pub const KEYS: &[&str] = &[

@@ -20,6 +20,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, SqlSafeStr};
 
+pub use mxaudit_core::history::RunMeta;
+use mxaudit_core::history::{HistoryError, RunHistory};
 use mxaudit_core::model::{CheckResult, CheckStatus, Finding, Severity};
 use mxaudit_core::sink::{Change, Event, TrendPoint};
 
@@ -68,19 +70,6 @@ impl MigrationSource<'static> for Embedded {
                 .collect())
         })
     }
-}
-
-/// A run's identity.
-#[derive(Debug, Clone)]
-pub struct RunMeta {
-    /// Unique id.
-    pub id: String,
-    /// RFC 3339.
-    pub started_at: String,
-    /// The schedule that started it.
-    pub schedule: Option<String>,
-    /// The domains it covers.
-    pub domains: Vec<String>,
 }
 
 /// One past run.
@@ -262,7 +251,7 @@ impl Store {
                 Change::New
             };
             events.push(Event {
-                change,
+                change: Some(change),
                 finding: f.clone(),
             });
         }
@@ -276,7 +265,7 @@ impl Store {
                 Change::Resolved
             };
             events.push(Event {
-                change,
+                change: Some(change),
                 finding: f.clone(),
             });
         }
@@ -295,7 +284,7 @@ impl Store {
         complete: bool,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(q)?;
-        for e in events.iter().filter(|e| e.change != Change::Resolved) {
+        for e in events.iter().filter(|e| e.change != Some(Change::Resolved)) {
             let f = &e.finding;
             let body = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
@@ -488,6 +477,47 @@ fn redact(message: &str, url: &str) -> String {
     message.replace(url, "<database url>")
 }
 
+fn history_error(e: StoreError) -> HistoryError {
+    HistoryError(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl RunHistory for Store {
+    async fn mark_abandoned_runs(&self) -> Result<u64, HistoryError> {
+        Store::mark_abandoned_runs(self)
+            .await
+            .map_err(history_error)
+    }
+    async fn begin_run(&self, run: &RunMeta) -> Result<(), HistoryError> {
+        Store::begin_run(self, run).await.map_err(history_error)
+    }
+    async fn diff(
+        &self,
+        domains: &[String],
+        findings: &[Finding],
+        checks: &[CheckResult],
+    ) -> Result<Vec<Event>, HistoryError> {
+        Store::diff(self, domains, findings, checks)
+            .await
+            .map_err(history_error)
+    }
+    async fn trend(&self, domains: &[String], n: usize) -> Result<Vec<TrendPoint>, HistoryError> {
+        Store::trend(self, domains, n).await.map_err(history_error)
+    }
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        finished_at: &str,
+        events: &[Event],
+        checks: &[CheckResult],
+        complete: bool,
+    ) -> Result<(), HistoryError> {
+        Store::finish_run(self, run_id, finished_at, events, checks, complete)
+            .await
+            .map_err(history_error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,7 +590,7 @@ mod tests {
         .await;
         assert_eq!(
             e1.iter().map(|e| e.change).collect::<Vec<_>>(),
-            vec![Change::New]
+            vec![Some(Change::New)]
         );
         let e2 = run(
             &store,
@@ -574,7 +604,10 @@ mod tests {
             e2.iter()
                 .map(|e| (e.change, e.finding.code.as_str()))
                 .collect::<Vec<_>>(),
-            vec![(Change::Ongoing, "mx.none"), (Change::New, "mx.null")]
+            vec![
+                (Some(Change::Ongoing), "mx.none"),
+                (Some(Change::New), "mx.null")
+            ]
         );
         // The check errored: its findings are not resolved, they carry over.
         let e3 = run(
@@ -585,7 +618,10 @@ mod tests {
             CheckStatus::Error,
         )
         .await;
-        assert!(e3.iter().all(|e| e.change == Change::Ongoing), "{e3:?}");
+        assert!(
+            e3.iter().all(|e| e.change == Some(Change::Ongoing)),
+            "{e3:?}"
+        );
         let e4 = run(
             &store,
             "r4",
@@ -598,7 +634,10 @@ mod tests {
             e4.iter()
                 .map(|e| (e.change, e.finding.code.as_str()))
                 .collect::<Vec<_>>(),
-            vec![(Change::Ongoing, "mx.null"), (Change::Resolved, "mx.none")]
+            vec![
+                (Some(Change::Ongoing), "mx.null"),
+                (Some(Change::Resolved), "mx.none")
+            ]
         );
         let h = store.history("a.example", 10).await.expect("history");
         assert_eq!(h.runs.len(), 4);

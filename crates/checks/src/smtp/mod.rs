@@ -22,25 +22,21 @@ pub mod reply;
 pub mod session;
 pub mod starttls;
 
-use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use mxaudit_core::{
-    AddressPolicy, CheckCx, CheckReport, CodeSpec, Engine, Observation, PluginMeta, Target,
-};
-use mxaudit_dns::{Answer, Dns, DomainName, RType};
+use mxaudit_core::peer::SmtpProber;
+use mxaudit_core::{CheckCx, CheckReport, CodeSpec, Engine, Observation, PluginMeta, Target};
+use mxaudit_dns::{Answer, DomainName, RType};
 
 use crate::resolve::{mx_hosts, resolve_host};
 
-use self::probe::{AddressProbe, AddressTarget, ProbeConfig, probe_address};
+use self::probe::{AddressProbe, AddressTarget, probe_address};
 use self::session::Transcript;
 use self::starttls::TlsClient;
 
@@ -67,9 +63,14 @@ impl AddressFamily {
     }
 }
 
-/// How one probe behaves; shared by the engine and by [`probe_host`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpProbeOptions {
+/// The options of the `smtp` engine: its `[params]` in a manifest, the options
+/// of `mxaudit smtp`, and what the probe itself reads — one type. Durations are
+/// humantime strings in TOML (`"5m"`); every key has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpOptions {
+    /// TCP port of the MX hosts.
+    pub port: u16,
     /// EHLO argument; `None`: the address literal of the local end (RFC 5321 §4.1.4).
     pub helo_name: Option<String>,
     /// Third-party domain of the relay tests.
@@ -79,31 +80,46 @@ pub struct SmtpProbeOptions {
     /// Local part of the foreign recipient (nmap: `relaytest`).
     pub relay_to: String,
     /// TCP connect.
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// The greeting (RFC 5321 §4.5.3.2.1: 5 minutes).
+    #[serde(with = "humantime_serde")]
     pub greeting_timeout: Duration,
     /// A greeting later than this is a tarpit (`smtp.slow_greeting`).
+    #[serde(with = "humantime_serde")]
     pub slow_greeting: Duration,
     /// Each reply after the greeting (RFC 5321 §4.5.3.2).
+    #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
     /// The TLS handshake.
+    #[serde(with = "humantime_serde")]
     pub tls_timeout: Duration,
     /// All sessions to one address together.
+    #[serde(with = "humantime_serde")]
     pub session_budget: Duration,
     /// Pause between sessions to the same address.
+    #[serde(with = "humantime_serde")]
     pub session_delay: Duration,
     /// `smtp.cert_expiring` when the certificate ends within this.
+    #[serde(with = "humantime_serde")]
     pub expiry_warning: Duration,
-    /// PEM files of extra trusted CAs (private PKIs), besides Mozilla's roots.
+    /// PEM files of extra trusted CAs (private PKIs), besides Mozilla's roots
+    /// and the run's (`--ca-file`); relative paths are relative to the manifest.
     pub ca_files: Vec<PathBuf>,
-    /// The domain of the postmaster, null-sender and unknown-recipient tests;
-    /// the engine sets the audited domain. `None`: those tests are skipped.
-    pub recipient_domain: Option<String>,
+    /// MX hosts probed at most.
+    pub max_hosts: usize,
+    /// Addresses probed at most per domain.
+    pub max_addresses: usize,
+    /// Different addresses probed at once (one session per address at a time).
+    pub parallel: usize,
+    /// `any`, `ipv4` or `ipv6`.
+    pub address_family: AddressFamily,
 }
 
-impl Default for SmtpProbeOptions {
+impl Default for SmtpOptions {
     fn default() -> Self {
-        SmtpProbeOptions {
+        SmtpOptions {
+            port: 25,
             helo_name: None,
             foreign_domain: "example.net".to_owned(),
             relay_from: "antispam".to_owned(),
@@ -117,14 +133,29 @@ impl Default for SmtpProbeOptions {
             session_delay: Duration::from_secs(2),
             expiry_warning: Duration::from_secs(14 * 86_400),
             ca_files: Vec::new(),
-            recipient_domain: None,
+            max_hosts: 10,
+            max_addresses: 20,
+            parallel: 4,
+            address_family: AddressFamily::Any,
         }
     }
 }
 
-impl SmtpProbeOptions {
-    /// Checks the options without I/O: names, local parts, durations.
+impl SmtpOptions {
+    /// Checks the options without I/O: names, local parts, durations, counts.
     pub fn validate(&self) -> Result<(), String> {
+        if self.port == 0 {
+            return Err("port: must be 1-65535".to_owned());
+        }
+        for (key, n) in [
+            ("max_hosts", self.max_hosts),
+            ("max_addresses", self.max_addresses),
+            ("parallel", self.parallel),
+        ] {
+            if n == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
         if let Some(helo) = &self.helo_name {
             let literal = helo.starts_with('[') && helo.ends_with(']');
             if !literal && DomainName::parse(helo).is_err() {
@@ -135,9 +166,6 @@ impl SmtpProbeOptions {
             }
         }
         DomainName::parse(&self.foreign_domain).map_err(|e| format!("foreign_domain: {e}"))?;
-        if let Some(d) = &self.recipient_domain {
-            DomainName::parse(d).map_err(|e| format!("recipient domain: {e}"))?;
-        }
         for (key, local) in [
             ("relay_from", &self.relay_from),
             ("relay_to", &self.relay_to),
@@ -172,160 +200,19 @@ impl SmtpProbeOptions {
         Ok(())
     }
 
-    fn probe_config(&self, port: u16) -> ProbeConfig {
-        ProbeConfig {
-            port,
-            helo_name: self.helo_name.clone(),
-            foreign_domain: self.foreign_domain.clone(),
-            relay_from: self.relay_from.clone(),
-            relay_to: self.relay_to.clone(),
-            connect_timeout: self.connect_timeout,
-            greeting_timeout: self.greeting_timeout,
-            slow_greeting: self.slow_greeting,
-            command_timeout: self.command_timeout,
-            tls_timeout: self.tls_timeout,
-            session_budget: self.session_budget,
-            session_delay: self.session_delay,
-            expiry_warning: self.expiry_warning,
-        }
+    /// The TLS client: Mozilla's roots plus these options' CA files and the
+    /// run's (`--ca-file`, `ca_files` of the configuration).
+    fn tls_client(&self, cx: &CheckCx) -> Result<TlsClient, String> {
+        let mut files = self.ca_files.clone();
+        files.extend(cx.run.ca_files.iter().cloned());
+        TlsClient::new(&files).map_err(|e| e.to_string())
     }
-}
-
-/// CA files added by the command line (`--ca-file`) to every smtp plugin of
-/// the process.
-static EXTRA_CA_FILES: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
-
-/// Adds CA files (PEM) that every `smtp` plugin of this process trusts besides
-/// its own `ca_files`: the CLI calls this once with its `--ca-file` arguments
-/// before running checks. The files are read when a check runs, not here.
-pub fn set_extra_ca_files(files: Vec<PathBuf>) {
-    *EXTRA_CA_FILES
-        .write()
-        .unwrap_or_else(PoisonError::into_inner) = files;
-}
-
-fn extra_ca_files() -> Vec<PathBuf> {
-    EXTRA_CA_FILES
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-}
-
-/// `[params]` of the `smtp` engine. Durations are humantime strings (`"5m"`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpParams {
-    /// TCP port of the MX hosts.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// EHLO argument; default: the address literal of the local end.
-    #[serde(default)]
-    pub helo_name: Option<String>,
-    /// Third-party domain of the relay tests.
-    #[serde(default = "default_foreign")]
-    pub foreign_domain: String,
-    /// Local part of the foreign sender.
-    #[serde(default = "default_from")]
-    pub relay_from: String,
-    /// Local part of the foreign recipient.
-    #[serde(default = "default_to")]
-    pub relay_to: String,
-    /// TCP connect timeout.
-    #[serde(default = "d_connect", with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Longest wait for the greeting.
-    #[serde(default = "d_greeting", with = "humantime_serde")]
-    pub greeting_timeout: Duration,
-    /// A greeting later than this is reported as a tarpit.
-    #[serde(default = "d_slow", with = "humantime_serde")]
-    pub slow_greeting: Duration,
-    /// Longest wait for each later reply.
-    #[serde(default = "d_command", with = "humantime_serde")]
-    pub command_timeout: Duration,
-    /// Longest TLS handshake.
-    #[serde(default = "d_tls", with = "humantime_serde")]
-    pub tls_timeout: Duration,
-    /// All sessions to one address together.
-    #[serde(default = "d_budget", with = "humantime_serde")]
-    pub session_budget: Duration,
-    /// Pause between two sessions to the same address.
-    #[serde(default = "d_delay", with = "humantime_serde")]
-    pub session_delay: Duration,
-    /// Warn this long before the certificate expires.
-    #[serde(default = "d_expiry", with = "humantime_serde")]
-    pub expiry_warning: Duration,
-    /// PEM files of extra trusted CAs; relative paths are relative to the manifest.
-    #[serde(default)]
-    pub ca_files: Vec<String>,
-    /// MX hosts probed at most.
-    #[serde(default = "default_max_hosts")]
-    pub max_hosts: usize,
-    /// Addresses probed at most per domain.
-    #[serde(default = "default_max_addresses")]
-    pub max_addresses: usize,
-    /// Different addresses probed at once (one session per address at a time).
-    #[serde(default = "default_parallel")]
-    pub parallel: usize,
-    /// `any`, `ipv4` or `ipv6`.
-    #[serde(default)]
-    pub address_family: AddressFamily,
-}
-
-fn default_port() -> u16 {
-    25
-}
-fn default_foreign() -> String {
-    SmtpProbeOptions::default().foreign_domain
-}
-fn default_from() -> String {
-    SmtpProbeOptions::default().relay_from
-}
-fn default_to() -> String {
-    SmtpProbeOptions::default().relay_to
-}
-fn d_connect() -> Duration {
-    SmtpProbeOptions::default().connect_timeout
-}
-fn d_greeting() -> Duration {
-    SmtpProbeOptions::default().greeting_timeout
-}
-fn d_slow() -> Duration {
-    SmtpProbeOptions::default().slow_greeting
-}
-fn d_command() -> Duration {
-    SmtpProbeOptions::default().command_timeout
-}
-fn d_tls() -> Duration {
-    SmtpProbeOptions::default().tls_timeout
-}
-fn d_budget() -> Duration {
-    SmtpProbeOptions::default().session_budget
-}
-fn d_delay() -> Duration {
-    SmtpProbeOptions::default().session_delay
-}
-fn d_expiry() -> Duration {
-    SmtpProbeOptions::default().expiry_warning
-}
-fn default_max_hosts() -> usize {
-    10
-}
-fn default_max_addresses() -> usize {
-    20
-}
-fn default_parallel() -> usize {
-    4
 }
 
 /// The `smtp` engine.
 #[derive(Debug)]
 pub struct Smtp {
-    port: u16,
-    options: SmtpProbeOptions,
-    max_hosts: usize,
-    max_addresses: usize,
-    parallel: usize,
-    family: AddressFamily,
+    options: SmtpOptions,
 }
 
 /// Variables every smtp code provides.
@@ -417,58 +304,26 @@ impl Engine for Smtp {
         },
     ];
     const CONNECTS: bool = true;
-    type Params = SmtpParams;
+    type Params = SmtpOptions;
 
-    fn build(params: SmtpParams, plugin: &PluginMeta) -> Result<Self, String> {
-        if params.port == 0 {
-            return Err("port: must be 1-65535".to_owned());
-        }
-        for (key, n) in [
-            ("max_hosts", params.max_hosts),
-            ("max_addresses", params.max_addresses),
-            ("parallel", params.parallel),
-        ] {
-            if n == 0 {
-                return Err(format!("{key}: must be at least 1"));
-            }
-        }
+    fn build(mut options: SmtpOptions, plugin: &PluginMeta) -> Result<Self, String> {
         // Relative CA paths belong to the manifest's folder (pure path joining, no I/O).
         let base = Path::new(&plugin.source)
             .parent()
             .filter(|_| !plugin.source.starts_with("builtin:"));
-        let ca_files = params
-            .ca_files
-            .iter()
-            .map(|f| match base {
-                Some(dir) if Path::new(f).is_relative() => dir.join(f),
-                _ => PathBuf::from(f),
-            })
-            .collect();
-        let options = SmtpProbeOptions {
-            helo_name: params.helo_name,
-            foreign_domain: params.foreign_domain,
-            relay_from: params.relay_from,
-            relay_to: params.relay_to,
-            connect_timeout: params.connect_timeout,
-            greeting_timeout: params.greeting_timeout,
-            slow_greeting: params.slow_greeting,
-            command_timeout: params.command_timeout,
-            tls_timeout: params.tls_timeout,
-            session_budget: params.session_budget,
-            session_delay: params.session_delay,
-            expiry_warning: params.expiry_warning,
-            ca_files,
-            recipient_domain: None,
-        };
+        if let Some(dir) = base {
+            for f in &mut options.ca_files {
+                if f.is_relative() {
+                    *f = dir.join(&*f);
+                }
+            }
+        }
         options.validate()?;
-        Ok(Smtp {
-            port: params.port,
-            options,
-            max_hosts: params.max_hosts,
-            max_addresses: params.max_addresses,
-            parallel: params.parallel,
-            family: params.address_family,
-        })
+        Ok(Smtp { options })
+    }
+
+    fn smtp_prober(&self) -> Option<&dyn SmtpProber> {
+        Some(self)
     }
 
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
@@ -483,7 +338,7 @@ impl Engine for Smtp {
         let mut refused = Vec::new();
         for (host, addresses) in hosts {
             for ip in addresses {
-                if !self.family.admits(ip) {
+                if !self.options.address_family.admits(ip) {
                     continue;
                 }
                 if let Some(reason) = cx.addresses.non_public_reason(ip) {
@@ -508,21 +363,19 @@ impl Engine for Smtp {
                 refused.join(", ")
             ));
         }
-        if targets.len() > self.max_addresses {
+        if targets.len() > self.options.max_addresses {
             report.error(format!(
                 "only the first {} of {} MX addresses probed (max_addresses)",
-                self.max_addresses,
+                self.options.max_addresses,
                 targets.len()
             ));
-            targets.truncate(self.max_addresses);
+            targets.truncate(self.options.max_addresses);
         }
         if targets.is_empty() {
             return report;
         }
 
-        let mut extra = self.options.ca_files.clone();
-        extra.extend(extra_ca_files());
-        let tls = match TlsClient::new(&extra) {
+        let tls = match self.options.tls_client(cx) {
             Ok(t) => Some(t),
             Err(e) => {
                 report.error(format!("{e}; STARTTLS and certificates not examined"));
@@ -530,7 +383,7 @@ impl Engine for Smtp {
             }
         };
         let task_deadline = task_deadline(cx.deadline);
-        let cfg = self.options.probe_config(self.port);
+        let cfg = self.options.clone();
         // Owned inputs per task: borrowed ones trip the higher-ranked lifetime
         // check of `buffer_unordered` inside an `async fn` that must be `Send`.
         let probes: Vec<(usize, Option<AddressProbe>)> =
@@ -538,16 +391,18 @@ impl Engine for Smtp {
                 .map(|(i, t)| {
                     let cfg = cfg.clone();
                     let tls = tls.clone();
+                    let pacer = cx.run.pacer.clone();
                     async move {
                         let peer = SocketAddr::new(t.ip, cfg.port);
-                        let probe = paced(peer, cfg.session_delay, task_deadline, || {
-                            probe_address(&t, &cfg, tls.as_ref(), task_deadline)
-                        })
-                        .await;
+                        let probe = pacer
+                            .paced(peer, cfg.session_delay, task_deadline, || {
+                                probe_address(&t, &cfg, tls.as_ref(), task_deadline)
+                            })
+                            .await;
                         (i, probe)
                     }
                 })
-                .buffer_unordered(self.parallel)
+                .buffer_unordered(self.options.parallel)
                 .collect()
                 .await;
         let mut probes = probes;
@@ -587,7 +442,7 @@ impl Smtp {
         cx: &CheckCx,
         report: &mut CheckReport,
     ) -> Option<Vec<(String, Vec<IpAddr>)>> {
-        let hosts = match mx_hosts(domain, cx, self.max_hosts).await {
+        let hosts = match mx_hosts(domain, cx, self.options.max_hosts).await {
             Ok(h) => h,
             // NXDOMAIN is the mx engine's finding (domain.nxdomain).
             Err(why) if why.ends_with("NXDOMAIN") => return None,
@@ -635,44 +490,6 @@ fn task_deadline(deadline: std::time::Instant) -> Instant {
     Instant::now() + remaining.saturating_sub(margin)
 }
 
-type PaceSlot = Arc<tokio::sync::Mutex<Option<Instant>>>;
-
-/// The end of the last session to each address, process-wide: one session at a
-/// time per address, whichever plugin or domain asks.
-static LAST_SESSION: OnceLock<Mutex<HashMap<SocketAddr, PaceSlot>>> = OnceLock::new();
-
-/// Runs `f` when no other session to `peer` runs and `delay` has passed since
-/// the last one ended; `None` when `deadline` came first.
-async fn paced<F, Fut, T>(peer: SocketAddr, delay: Duration, deadline: Instant, f: F) -> Option<T>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    let slot = {
-        let mut map = LAST_SESSION
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if map.len() > 4096 {
-            map.retain(|_, s| Arc::strong_count(s) > 1);
-        }
-        map.entry(peer).or_default().clone()
-    };
-    let mut last = tokio::time::timeout_at(deadline, slot.lock_owned())
-        .await
-        .ok()?;
-    if let Some(ended) = *last {
-        let resume = ended + delay;
-        if resume >= deadline {
-            return None;
-        }
-        tokio::time::sleep_until(resume).await;
-    }
-    let out = f().await;
-    *last = Some(Instant::now());
-    Some(out)
-}
-
 /// The result of `mxaudit smtp HOST[:PORT]`: every session's transcript and
 /// what was found.
 #[derive(Debug, Clone, Serialize)]
@@ -691,62 +508,22 @@ pub struct ProbeTranscript {
     pub errors: Vec<String>,
 }
 
-impl fmt::Display for ProbeTranscript {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "SMTP probe of {} port {}", self.host, self.port)?;
-        for s in &self.sessions {
-            writeln!(f, "\n== {}", s.peer)?;
-            write!(f, "{s}")?;
-        }
-        if !self.observations.is_empty() {
-            writeln!(f, "\nfindings:")?;
-            for o in &self.observations {
-                writeln!(f, "  {}  {}", o.code, o.subject)?;
-                for e in &o.evidence {
-                    writeln!(f, "      {e}")?;
-                }
-            }
-        }
-        if !self.errors.is_empty() {
-            writeln!(f, "\nundecided:")?;
-            for e in &self.errors {
-                writeln!(f, "  {e}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Probes one host the way the engine probes an MX address, and returns the
-/// transcript (control characters escaped, nothing redacted) with the
-/// observations.
-///
-/// How the CLI calls it, for `mxaudit smtp mx.example.com[:port] [--domain D]
-/// [--ca-file F]… [--allow-target CIDR]… [--format text|json]`:
-///
-/// ```text
-/// let opts = SmtpProbeOptions {
-///     recipient_domain: args.domain.clone(),   // enables postmaster / null sender / unknown-recipient tests
-///     ca_files: args.ca_files.clone(),         // --ca-file, PEM
-///     ..SmtpProbeOptions::default()            // production timeouts (greeting 5 min)
-/// };
-/// opts.validate().map_err(usage)?;            // exit 2 on bad options
-/// let dns = setup::dns(&args.dns, config)?;    // the same resolver as audits
-/// let policy = setup::address_policy(args, config); // --allow-target / allow_targets
-/// let out = mxaudit_checks::smtp::probe_host(&host, port /* 25 unless :port */, &opts, &dns, &policy).await;
-/// print!("{out}");                              // text form; or serde_json::to_string_pretty(&out)
-/// ```
+/// Probes one host the way the engine probes an MX address, and returns every
+/// session's transcript (control characters escaped on output, nothing
+/// redacted) with the observations: `mxaudit smtp HOST[:PORT]`, and the smart
+/// host of preflight through [`SmtpProber`].
 ///
 /// `host` is a name (its A and AAAA addresses are probed one after another) or
-/// an address (`192.0.2.1`, `[2001:db8::1]`). Addresses the policy refuses are
-/// listed in `errors`, not probed. Render `observations` with the `smtp`
-/// plugin's manifest text (`TextRenderer::finding`) for titles and remediation.
+/// an address (`192.0.2.1`, `[2001:db8::1]`). Addresses the check context's
+/// policy refuses are listed in `errors`, not probed. `recipient_domain`
+/// enables the postmaster, null-sender and unknown-recipient tests. Render
+/// `observations` with the `smtp` plugin's manifest text.
 pub async fn probe_host(
     host: &str,
     port: u16,
-    opts: &SmtpProbeOptions,
-    dns: &Dns,
-    policy: &AddressPolicy,
+    recipient_domain: Option<&str>,
+    opts: &SmtpOptions,
+    cx: &CheckCx,
 ) -> ProbeTranscript {
     let mut out = ProbeTranscript {
         host: host.to_owned(),
@@ -760,19 +537,19 @@ pub async fn probe_host(
         out.errors.push(e);
         return out;
     }
+    if let Some(d) = recipient_domain
+        && let Err(e) = DomainName::parse(d)
+    {
+        out.errors.push(format!("recipient domain: {e}"));
+        return out;
+    }
     let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
     let bare = bare.strip_prefix("IPv6:").unwrap_or(bare);
     let (names, addresses) = match bare.parse::<IpAddr>() {
         Ok(ip) => (vec![ip.to_string()], vec![ip]),
         Err(_) => match DomainName::parse(host) {
             Ok(name) => {
-                let cx = CheckCx {
-                    dns: dns.clone(),
-                    addresses: Arc::new(policy.clone()),
-                    deadline: std::time::Instant::now() + Duration::from_secs(60),
-                    rate_limits: true,
-                };
-                let a = resolve_host(&name, &cx).await;
+                let a = resolve_host(&name, cx).await;
                 out.errors.extend(a.failures);
                 if a.addresses.is_empty() && a.evidence.is_empty() {
                     out.errors.push(format!("{}: no address", name.bare()));
@@ -791,7 +568,7 @@ pub async fn probe_host(
             }
         },
     };
-    let tls = match TlsClient::new(&opts.ca_files) {
+    let tls = match opts.tls_client(cx) {
         Ok(t) => Some(t),
         Err(e) => {
             out.errors
@@ -799,9 +576,12 @@ pub async fn probe_host(
             None
         }
     };
-    let cfg = opts.probe_config(port);
+    let cfg = SmtpOptions {
+        port,
+        ..opts.clone()
+    };
     for ip in addresses {
-        if let Some(reason) = policy.non_public_reason(ip) {
+        if let Some(reason) = cx.addresses.non_public_reason(ip) {
             out.errors.push(format!(
                 "{ip}: not probed, {reason}; allow with --allow-target"
             ));
@@ -811,15 +591,19 @@ pub async fn probe_host(
         let target = AddressTarget {
             ip,
             names: names.clone(),
-            local_domain: opts.recipient_domain.clone(),
+            local_domain: recipient_domain.map(str::to_owned),
         };
-        // No task deadline here: the session budget is the limit.
+        // The session budget is the limit, within the context's deadline.
         let deadline = Instant::now() + opts.session_budget * 2 + opts.session_delay;
+        let deadline = deadline.min(task_deadline(cx.deadline));
         let peer = SocketAddr::new(ip, port);
-        let Some(probe) = paced(peer, opts.session_delay, deadline, || {
-            probe_address(&target, &cfg, tls.as_ref(), deadline)
-        })
-        .await
+        let Some(probe) = cx
+            .run
+            .pacer
+            .paced(peer, opts.session_delay, deadline, || {
+                probe_address(&target, &cfg, tls.as_ref(), deadline)
+            })
+            .await
         else {
             out.errors
                 .push(format!("{ip}: another session to it did not end in time"));
@@ -832,4 +616,21 @@ pub async fn probe_host(
         out.sessions.extend(probe.transcripts);
     }
     out
+}
+
+#[async_trait::async_trait]
+impl SmtpProber for Smtp {
+    async fn probe_host(
+        &self,
+        host: &DomainName,
+        port: u16,
+        recipient_domain: Option<&str>,
+        cx: &CheckCx,
+    ) -> CheckReport {
+        let out = probe_host(host.bare(), port, recipient_domain, &self.options, cx).await;
+        CheckReport {
+            observations: out.observations,
+            errors: out.errors,
+        }
+    }
 }

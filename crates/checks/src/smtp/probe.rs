@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::SmtpOptions;
 use super::cert::{self, CertVerdict};
 use super::relay::{self, Attempt, FormInputs, RelayOutcome, address_literal};
 use super::reply::{Reply, ReplyReader, escape_bytes};
@@ -20,38 +21,6 @@ use super::starttls::{self, Negotiated, TlsClient};
 /// How long to listen, after `220 Ready to start TLS`, for plaintext the
 /// server should not send.
 const INJECTION_GRACE: Duration = Duration::from_millis(200);
-
-/// What one probe of one address needs to know.
-#[derive(Debug, Clone)]
-pub struct ProbeConfig {
-    /// TCP port.
-    pub port: u16,
-    /// EHLO argument; `None`: the address literal of our side of the connection
-    /// (RFC 5321 §4.1.4: a client without a meaningful name uses a literal).
-    pub helo_name: Option<String>,
-    /// The third-party domain of relay tests.
-    pub foreign_domain: String,
-    /// Local part of the foreign sender.
-    pub relay_from: String,
-    /// Local part of the foreign recipient.
-    pub relay_to: String,
-    /// TCP connect.
-    pub connect_timeout: Duration,
-    /// The 220 greeting (RFC 5321 §4.5.3.2.1: 5 minutes).
-    pub greeting_timeout: Duration,
-    /// A greeting later than this is reported as a tarpit (`smtp.slow_greeting`).
-    pub slow_greeting: Duration,
-    /// Each reply after the greeting (RFC 5321 §4.5.3.2.2-7: 5 minutes for MAIL and RCPT).
-    pub command_timeout: Duration,
-    /// The TLS handshake.
-    pub tls_timeout: Duration,
-    /// Everything said to one address, all sessions together.
-    pub session_budget: Duration,
-    /// Pause between two sessions to the same address.
-    pub session_delay: Duration,
-    /// `smtp.cert_expiring` when the certificate ends within this.
-    pub expiry_warning: Duration,
-}
 
 /// One address to probe.
 #[derive(Debug, Clone)]
@@ -277,7 +246,7 @@ impl AddressProbe {
 /// fall back the same way). `tls` is `None` when STARTTLS is not examined.
 pub async fn probe_address(
     target: &AddressTarget,
-    cfg: &ProbeConfig,
+    cfg: &SmtpOptions,
     tls: Option<&TlsClient>,
     task_deadline: Instant,
 ) -> AddressProbe {
@@ -314,7 +283,7 @@ pub async fn probe_address(
 async fn run_session(
     probe: &mut AddressProbe,
     target: &AddressTarget,
-    cfg: &ProbeConfig,
+    cfg: &SmtpOptions,
     tls: Option<&TlsClient>,
     deadlines: Deadlines,
 ) -> Ending {
@@ -417,7 +386,7 @@ async fn dialogue(
     s: &mut Session,
     probe: &mut AddressProbe,
     target: &AddressTarget,
-    cfg: &ProbeConfig,
+    cfg: &SmtpOptions,
     tls: Option<&TlsClient>,
     helo_arg: &str,
 ) -> Result<(), Ending> {
@@ -501,7 +470,7 @@ async fn starttls(
     s: &mut Session,
     probe: &mut AddressProbe,
     target: &AddressTarget,
-    cfg: &ProbeConfig,
+    cfg: &SmtpOptions,
     client: &TlsClient,
     helo_arg: &str,
 ) -> Result<(), Ending> {
@@ -594,7 +563,7 @@ async fn mail_tests(
     s: &mut Session,
     probe: &mut AddressProbe,
     target: &AddressTarget,
-    cfg: &ProbeConfig,
+    cfg: &SmtpOptions,
 ) -> Result<(), SessionError> {
     let sender = format!("{}@{}", cfg.relay_from, cfg.foreign_domain);
     if let Some(domain) = &target.local_domain {

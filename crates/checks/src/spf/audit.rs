@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use mxaudit_core::{CheckCx, CheckReport, CodeSpec, Engine, Observation, PluginMeta, Target};
 
-use super::eval::{CheckHost, Limits, check_host};
-use super::evaluate::trace_lines;
+use super::check_host::{CheckHost, Limits, check_host};
+use super::evaluation::trace_lines;
 use super::tree::{NodeStatus, RecordTree, TreeNode, TreeProblem, walk};
 use super::{SpfResult, parse_record};
 

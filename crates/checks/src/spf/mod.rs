@@ -16,14 +16,14 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 mod audit;
-pub mod eval;
-mod evaluate;
+pub mod check_host;
+mod evaluation;
 pub mod parse;
 pub mod tree;
 
 pub use audit::{Spf, SpfParams};
-pub use eval::{CheckHost, CheckHostOutcome, EvalNode, EvalStep, Limits, StepOutcome};
-pub use evaluate::{Identity, SpfEvaluation, SpfRequest, evaluate};
+pub use check_host::{CheckHost, CheckHostOutcome, EvalNode, EvalStep, Limits, StepOutcome};
+pub use evaluation::{Identity, SpfEvaluation, SpfRequest, evaluate, trace_lines};
 pub use parse::{SyntaxError, TermProblem, is_spf_record, parse_explanation, parse_record};
 pub use tree::{RecordTree, TreeNode, TreeTerm};
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use mxaudit_dns::{Answer, Dns, DomainName, LookupFailure, RType};
 
-use super::eval::{Fetched, NoRecord, fetch_record, is_ldh};
+use super::check_host::{Fetched, NoRecord, fetch_record, is_ldh};
 use super::{Mechanism, Record, SpfResult, parse_record};
 
 /// Records read at most in one tree (a hostile tree could fan out without end).

@@ -4,18 +4,17 @@
 use std::fmt::Write as _;
 use std::io::Read;
 
-use anyhow::{Context, anyhow};
 use serde::Serialize;
 
+use mxaudit_agent::explain;
+use mxaudit_agent::plan::{Overrides, Plan};
+use mxaudit_agent::{AgentError, Result};
 use mxaudit_bounce::{Bounce, CodeTable, Explained, Party, RecipientStatus};
-use mxaudit_core::config::Config;
-use mxaudit_core::model::Report;
+use mxaudit_core::Lang;
+use mxaudit_core::sink::Batch;
 use mxaudit_core::text::{escape_markdown, escape_terminal};
-use mxaudit_core::{Lang, Target};
-use mxaudit_dns::DomainName;
 
-use crate::args::{AuditArgs, ExplainArgs};
-use crate::{Failure, failed, setup, usage};
+use crate::args::ExplainArgs;
 
 #[derive(Serialize)]
 struct RecipientExplained<'a> {
@@ -30,7 +29,7 @@ struct ExplainOutput<'a> {
     bounce: &'a Bounce,
     sender_domain: Option<String>,
     explained: Vec<RecipientExplained<'a>>,
-    audit: Option<Report>,
+    audit: Option<mxaudit_core::render::json::AuditReport<'a>>,
 }
 
 fn who(p: Party, lang: Lang) -> &'static str {
@@ -49,32 +48,28 @@ fn who(p: Party, lang: Lang) -> &'static str {
 }
 
 /// Runs `mxaudit explain`.
-pub async fn run(args: ExplainArgs) -> Result<u8, Failure> {
-    let lang: Lang = args
-        .lang
-        .parse()
-        .map_err(|e: String| usage(anyhow!("--lang: {e}")))?;
+pub async fn run(args: ExplainArgs) -> Result<u8> {
+    let lang = super::lang(Some(&args.lang))?.unwrap_or_default();
     let mut input = Vec::new();
     let limit = mxaudit_bounce::MAX_INPUT as u64 + 1;
     if args.file.as_os_str() == "-" {
         std::io::stdin()
             .take(limit)
             .read_to_end(&mut input)
-            .context("cannot read standard input")
-            .map_err(usage)?;
+            .map_err(|e| AgentError::Usage(format!("cannot read standard input: {e}")))?;
     } else {
         std::fs::File::open(&args.file)
             .and_then(|f| f.take(limit).read_to_end(&mut input))
-            .with_context(|| format!("cannot read {}", args.file.display()))
-            .map_err(usage)?;
+            .map_err(|e| AgentError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
     }
-    let bounce = mxaudit_bounce::read(&input).map_err(usage)?;
-    let mut table = CodeTable::builtin().map_err(failed)?;
+    let bounce = mxaudit_bounce::read(&input).map_err(AgentError::usage)?;
+    let mut table = CodeTable::builtin().map_err(AgentError::failed)?;
     if let Some(path) = &args.codes {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))
-            .map_err(usage)?;
-        table.extend_front(CodeTable::parse(&path.display().to_string(), &text).map_err(usage)?);
+            .map_err(|e| AgentError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        table.extend_front(
+            CodeTable::parse(&path.display().to_string(), &text).map_err(AgentError::usage)?,
+        );
     }
     let sender_domain = mxaudit_bounce::sender_domain(&bounce);
     let explained: Vec<RecipientExplained> = bounce
@@ -94,31 +89,32 @@ pub async fn run(args: ExplainArgs) -> Result<u8, Failure> {
         bounce: &bounce,
         sender_domain,
         explained,
-        audit,
+        audit: audit.as_ref().map(mxaudit_core::render::json::audit_report),
     };
     let text = match args.format.as_str() {
-        "json" => serde_json::to_string_pretty(&out).map_err(failed)? + "\n",
-        "text" => render(&out, lang, escape_terminal),
-        "markdown" | "md" => render(&out, lang, escape_markdown),
-        other => {
-            return Err(usage(anyhow!(
-                "--format: unknown format `{other}` (text, json, markdown)"
-            )));
-        }
+        "json" => super::json(&out)?,
+        "text" => render(&out, audit.as_ref(), lang, escape_terminal),
+        "markdown" | "md" => render(&out, audit.as_ref(), lang, escape_markdown),
+        other => return Err(super::unknown_format(other, "text, json, markdown")),
     };
-    print!("{text}");
+    super::print(&text);
     Ok(0)
 }
 
-/// The domains each cause points at, with the plugins that confirm it.
+/// The domains each cause points at, with the plugins that confirm it, run
+/// as an audit.
 async fn audit_causes(
     args: &ExplainArgs,
     explained: &[RecipientExplained<'_>],
     sender: Option<&str>,
     lang: Lang,
-) -> Result<Report, Failure> {
-    let config = Config::default();
-    let set = setup::plugin_set(&config, None, &[])?;
+) -> Result<Batch> {
+    let overrides = Overrides {
+        allow_targets: args.allow_targets.clone(),
+        lang: Some(lang),
+        ..super::dns_overrides(&args.dns)
+    };
+    let plan = Plan::load(None, overrides)?;
     let mut wanted: Vec<(String, Vec<String>)> = Vec::new();
     for e in explained {
         let domain = match e.explanation.audit.as_deref() {
@@ -131,68 +127,30 @@ async fn audit_causes(
             _ => None,
         };
         let Some(domain) = domain else { continue };
-        let plugins: Vec<String> = e
-            .explanation
-            .checks
-            .iter()
-            .filter(|id| set.plugins.iter().any(|p| &p.meta.id == *id))
-            .cloned()
-            .collect();
+        let plugins = explain::known_plugins(&plan, &e.explanation.checks);
         if plugins.is_empty() {
             continue;
         }
         match wanted.iter_mut().find(|(d, _)| *d == domain) {
-            Some((_, ps)) => ps.extend(
-                plugins
-                    .into_iter()
-                    .filter(|p| !ps.contains(p))
-                    .collect::<Vec<_>>(),
-            ),
+            Some((_, ps)) => {
+                for p in plugins {
+                    if !ps.contains(&p) {
+                        ps.push(p);
+                    }
+                }
+            }
             None => wanted.push((domain, plugins)),
         }
     }
-    let audit_args = AuditArgs {
-        dns: args.dns.clone(),
-        allow_targets: args.allow_targets.clone(),
-        ..AuditArgs::default()
-    };
-    let dns = setup::dns(&args.dns, &config)?;
-    let policy = setup::address_policy(&audit_args, &config);
-    let started = chrono::Utc::now();
-    let mut report = Report {
-        version: mxaudit_core::model::REPORT_VERSION,
-        generator: format!("mxaudit {}", env!("CARGO_PKG_VERSION")),
-        started_at: started.to_rfc3339(),
-        finished_at: String::new(),
-        domains: Vec::new(),
-        findings: Vec::new(),
-        checks: Vec::new(),
-    };
-    for (domain, ids) in wanted {
-        let Ok(name) = DomainName::parse(&domain) else {
-            continue;
-        };
-        let plugins = set.select(Some(&ids), &[]).map_err(|e| usage(anyhow!(e)))?;
-        let target = Target {
-            domain: name,
-            profile: None,
-            outbound_ips: Vec::new(),
-            smart_host: None,
-        };
-        let opts = mxaudit_core::runner::RunOptions {
-            lang,
-            ..Default::default()
-        };
-        let out = mxaudit_core::runner::run(&plugins, &[target], &dns, policy.clone(), &opts).await;
-        report.domains.push(domain);
-        report.findings.extend(out.findings);
-        report.checks.extend(out.checks);
-    }
-    report.finished_at = chrono::Utc::now().to_rfc3339();
-    Ok(report)
+    explain::audit_causes(&plan, &wanted).await
 }
 
-fn render(out: &ExplainOutput<'_>, lang: Lang, esc: fn(&str) -> String) -> String {
+fn render(
+    out: &ExplainOutput<'_>,
+    audit: Option<&Batch>,
+    lang: Lang,
+    esc: fn(&str) -> String,
+) -> String {
     let ja = lang == Lang::Ja;
     let mut s = String::new();
     let b = out.bounce;
@@ -305,7 +263,7 @@ fn render(out: &ExplainOutput<'_>, lang: Lang, esc: fn(&str) -> String) -> Strin
     for w in &b.warnings {
         let _ = writeln!(s, "\n{} {}", if ja { "注意:" } else { "Note:" }, esc(w));
     }
-    if let Some(report) = &out.audit {
+    if let Some(report) = audit {
         let _ = writeln!(
             s,
             "\n{}\n",

@@ -16,8 +16,8 @@
 //! copyable; there only the entities, `@` and the backtick itself are handled.
 //! Control characters are shown escaped.
 
-use mxaudit_core::sink::{Batch, Event};
-use mxaudit_core::text::escape_terminal;
+use crate::sink::{Batch, Event};
+use crate::text::escape_terminal;
 use serde_json::{Value, json};
 
 use super::{Summary, change_label, ordered, truncate};

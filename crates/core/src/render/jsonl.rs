@@ -1,8 +1,10 @@
-//! JSON Lines: one event per line, each carrying its batch key and run, so a
-//! file can grow run after run and be followed (`tail -f`, log shippers).
+//! JSON Lines. A run's batch: one event per line, each carrying its batch key
+//! and run, so a file can grow run after run and be followed (`tail -f`, log
+//! shippers). An audit (no history): one finding per line, written chunk by
+//! chunk as domains finish.
 
-use mxaudit_core::model::Finding;
-use mxaudit_core::sink::{Batch, Change};
+use crate::model::Finding;
+use crate::sink::{Batch, Change};
 use serde::{Deserialize, Serialize};
 
 /// One line.
@@ -18,14 +20,27 @@ pub struct Line<'a> {
     /// RFC 3339, when the run started.
     pub started_at: &'a str,
     /// New, ongoing or resolved.
-    pub change: Change,
+    pub change: Option<Change>,
     /// The finding.
     pub finding: &'a Finding,
 }
 
 /// The lines of a batch, each ending in `\n` (empty when it has no events).
-pub fn render(batch: &Batch) -> Result<String, serde_json::Error> {
+pub fn render(batch: &Batch) -> String {
+    // Plain data with string keys always serializes; a line that did not is left out.
+    lines(batch).unwrap_or_default()
+}
+
+/// [`render`], with the encoding error.
+pub fn lines(batch: &Batch) -> Result<String, serde_json::Error> {
     let mut out = String::new();
+    if !batch.history {
+        for e in &batch.events {
+            out.push_str(&serde_json::to_string(&e.finding)?);
+            out.push('\n');
+        }
+        return Ok(out);
+    }
     for e in &batch.events {
         let line = Line {
             batch: &batch.key,
@@ -59,7 +74,7 @@ mod tests {
     #[test]
     fn one_line_per_event_with_the_batch_key() {
         let b = super::super::fixtures::batch();
-        let text = render(&b).expect("jsonl");
+        let text = render(&b);
         assert_eq!(text.lines().count(), 3);
         for l in text.lines() {
             let v: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");

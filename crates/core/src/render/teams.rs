@@ -10,8 +10,8 @@
 //! after `<` (tags, `<at>` mentions, autolinks) and between `]` and `(` or `[`
 //! (Markdown links). Control characters are shown escaped.
 
-use mxaudit_core::sink::{Batch, Event};
-use mxaudit_core::text::escape_terminal;
+use crate::sink::{Batch, Event};
+use crate::text::escape_terminal;
 use serde_json::{Value, json};
 
 use super::{Summary, change_label, ordered, truncate};
@@ -86,9 +86,9 @@ fn run(text: &str) -> Value {
 fn finding(e: &Event) -> Value {
     let f = &e.finding;
     let style = match e.change {
-        mxaudit_core::sink::Change::New => "attention",
-        mxaudit_core::sink::Change::Resolved => "good",
-        mxaudit_core::sink::Change::Ongoing => "default",
+        Some(crate::sink::Change::New) => "attention",
+        Some(crate::sink::Change::Resolved) => "good",
+        Some(crate::sink::Change::Ongoing) | None => "default",
     };
     let mut items = vec![
         json!({"type": "RichTextBlock", "inlines": [

@@ -1,18 +1,17 @@
-//! `mxaudit spf DOMAIN [--ip IP --sender S --helo H]`: one check_host()
-//! evaluation with its trace and the domain's record tree, as JSON
-//! ([`SpfEvaluation`] is `Serialize`) or as text for a terminal
-//! ([`SpfEvaluation::to_text`], also its `Display`).
+//! One check_host() evaluation of a request with its trace and the domain's
+//! record tree: the data of `mxaudit spf DOMAIN [--ip IP --sender S --helo H]`
+//! ([`SpfEvaluation`] is `Serialize`; the agent's view renders it as text).
+//! check_host() itself is `check_host.rs`.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use mxaudit_core::text::escape_terminal;
 use mxaudit_dns::Dns;
 
 use super::SpfResult;
-use super::eval::{CheckHost, EvalNode, Limits, StepOutcome, check_host, initial_domain};
+use super::check_host::{CheckHost, EvalNode, Limits, StepOutcome, check_host, initial_domain};
 use super::tree::{RecordTree, walk};
 
 /// The address evaluated when the request names none: TEST-NET-1 (RFC 5737),
@@ -161,7 +160,7 @@ pub async fn evaluate(dns: &Dns, req: &SpfRequest) -> SpfEvaluation {
 }
 
 /// The evaluation trace flattened: one line per record and term.
-pub(crate) fn trace_lines(node: &EvalNode) -> Vec<String> {
+pub fn trace_lines(node: &EvalNode) -> Vec<String> {
     let mut out = Vec::new();
     push_node(&mut out, node, 0);
     out
@@ -200,58 +199,5 @@ fn push_node(out: &mut Vec<String>, node: &EvalNode, depth: usize) {
         if let Some(child) = &step.child {
             push_node(out, child, depth + 2);
         }
-    }
-}
-
-impl SpfEvaluation {
-    /// The evaluation for a terminal: result, explanation, counts, the trace and
-    /// the record tree; control characters in DNS text are escaped.
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let identity = match self.identity {
-            Identity::MailFrom => format!("MAIL FROM {}", self.sender),
-            Identity::Helo => format!("HELO {} (empty MAIL FROM)", self.helo),
-        };
-        let address = if self.ip_given {
-            self.ip.to_string()
-        } else {
-            format!("{} (no --ip: an address no record lists)", self.ip)
-        };
-        let _ = writeln!(s, "SPF {} for {address}, {identity}", self.domain);
-        let _ = writeln!(s, "result: {}", self.result);
-        if let Some(e) = &self.explanation {
-            let _ = writeln!(s, "explanation: {e}");
-        }
-        if let Some(r) = &self.reason {
-            let _ = writeln!(s, "reason: {r}");
-        }
-        let _ = writeln!(
-            s,
-            "lookups: {} of 10, void lookups: {} of 2",
-            self.lookups, self.void_lookups
-        );
-        let _ = writeln!(s, "\nevaluation:");
-        for line in trace_lines(&self.evaluation) {
-            let _ = writeln!(s, "  {line}");
-        }
-        if let Some(tree) = &self.tree {
-            let _ = writeln!(
-                s,
-                "\nrecord tree: {} DNS-querying terms, {} void lookups; an address no record lists gets {}",
-                tree.lookups,
-                tree.void_lookups,
-                tree.effective_stranger()
-            );
-            for line in tree.lines(10) {
-                let _ = writeln!(s, "  {line}");
-            }
-        }
-        escape_terminal(&s)
-    }
-}
-
-impl std::fmt::Display for SpfEvaluation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_text())
     }
 }

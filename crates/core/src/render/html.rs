@@ -11,9 +11,9 @@
 
 use std::fmt::Write;
 
-use mxaudit_core::model::{Finding, Severity};
-use mxaudit_core::sink::{Batch, Change, Event, TrendPoint};
-use mxaudit_core::text::escape_html as esc;
+use crate::model::{Finding, Severity};
+use crate::sink::{Batch, Change, Event, TrendPoint};
+use crate::text::escape_html as esc;
 
 use super::{Summary, change_label, check_errors, date_of, domain_events, domains, open_counts};
 
@@ -107,7 +107,7 @@ fn summary_table(out: &mut String, batch: &Batch) {
     );
     for domain in domains(batch) {
         let events = domain_events(batch, domain);
-        let count = |c: Change| events.iter().filter(|e| e.change == c).count();
+        let count = |c: Change| events.iter().filter(|e| e.change == Some(c)).count();
         let _ = write!(
             out,
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
@@ -209,7 +209,7 @@ fn domain_section(out: &mut String, batch: &Batch, domain: &str) {
     for severity in Severity::ALL {
         let group: Vec<&&Event> = events
             .iter()
-            .filter(|e| e.change != Change::Resolved && e.finding.severity == severity)
+            .filter(|e| e.change != Some(Change::Resolved) && e.finding.severity == severity)
             .collect();
         if group.is_empty() {
             continue;
@@ -226,7 +226,7 @@ fn domain_section(out: &mut String, batch: &Batch, domain: &str) {
     }
     let resolved: Vec<&&Event> = events
         .iter()
-        .filter(|e| e.change == Change::Resolved)
+        .filter(|e| e.change == Some(Change::Resolved))
         .collect();
     if !resolved.is_empty() {
         let _ = writeln!(
@@ -249,7 +249,7 @@ fn domain_section(out: &mut String, batch: &Batch, domain: &str) {
     out.push_str("</section>\n");
 }
 
-fn finding(out: &mut String, change: Change, f: &Finding) {
+fn finding(out: &mut String, change: Option<Change>, f: &Finding) {
     let label = change_label(change);
     let sev = f.severity.as_str();
     let _ = writeln!(

@@ -515,9 +515,11 @@ fn complete_from_text(
     r
 }
 
-/// A final failure whose text says delivery was given up after a time is
-/// `expired`, whatever the last attempt's error was (a refused connection or
-/// a busy server is why it kept failing, not why it was returned).
+/// A final failure that was given up after a time is `expired`, whatever the
+/// last attempt's error was (a refused connection, a busy or throttling server
+/// is why it kept failing, not why it was returned): when the text says so, or
+/// when the Action is `failed` with a transient 4.x.x status (RFC 3464 §2.3.3:
+/// retries ran out).
 fn expired_overrides(
     r: &mut RecipientStatus,
     words: &text::TextReading,
@@ -525,13 +527,24 @@ fn expired_overrides(
     only: bool,
 ) {
     if r.action.as_deref() != Some("failed")
-        || !matches!(r.reason.as_deref(), Some("network" | "system"))
+        || !matches!(
+            r.reason.as_deref(),
+            None | Some("network" | "system" | "rate_limited")
+        )
     {
         return;
     }
     if let Some(o) = text::says(words, rules, "expired", r.recipient.as_deref(), only) {
         r.reason = Some("expired".into());
         r.origins.insert("reason", o);
+    } else if r.status.as_deref().is_some_and(|s| s.starts_with('4')) {
+        r.reason = Some("expired".into());
+        r.origins.insert(
+            "reason",
+            Origin::Derived {
+                value: "action".into(),
+            },
+        );
     }
 }
 

@@ -198,12 +198,12 @@ pub fn score_message(
             c.non_bounces_with_status = 1;
             why.push("a non-bounce was given a status".into());
         }
-        let kind_ok = match (&reading, expected.kind) {
-            (Ok(Reading::Feedback(_)), ExpectedKind::Feedback) => true,
-            (Ok(Reading::AutoReply(_)), ExpectedKind::AutoReply) => true,
-            (Err(crate::BounceError::NotBounce), ExpectedKind::NotBounce) => true,
-            _ => false,
-        };
+        let kind_ok = matches!(
+            (&reading, expected.kind),
+            (Ok(Reading::Feedback(_)), ExpectedKind::Feedback)
+                | (Ok(Reading::AutoReply(_)), ExpectedKind::AutoReply)
+                | (Err(crate::BounceError::NotBounce), ExpectedKind::NotBounce)
+        );
         if kind_ok {
             c.non_bounces_kind_match = 1;
         } else {

@@ -271,10 +271,10 @@ impl<'a, 'm> Walk<'_, 'a, 'm> {
                     ("message", "rfc822-headers")
                     | ("message", "global-headers")
                     | ("message", "rfc822")
-                    | ("message", "global") => {
-                        if self.doc.original_headers.is_none() {
-                            self.doc.original_headers = Some(header_block(contents));
-                        }
+                    | ("message", "global")
+                        if self.doc.original_headers.is_none() =>
+                    {
+                        self.doc.original_headers = Some(header_block(contents));
                     }
                     ("text", "plain") | ("text", "html") => {
                         if is_attachment(part) && index != 0 {

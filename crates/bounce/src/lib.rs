@@ -217,6 +217,10 @@ pub enum Reading {
 pub(crate) fn dsn_field_name(name: &str) -> String {
     name.split('-')
         .map(|w| {
+            // RFC 3464 spells these in capitals (Reporting-MTA, Remote-MTA).
+            if w.eq_ignore_ascii_case("mta") || w.eq_ignore_ascii_case("spf") {
+                return w.to_ascii_uppercase();
+            }
             let mut c = w.chars();
             match c.next() {
                 Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),

@@ -188,7 +188,7 @@ fn malformed_bounces_give_partial_results_or_clear_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert!(
-            err.contains("no delivery status found") && !err.contains("panicked"),
+            err.contains("not a delivery status notification") && !err.contains("panicked"),
             "{name}: {err}"
         );
     }
@@ -284,4 +284,95 @@ async fn audit_runs_the_checks_that_confirm_the_cause() {
         .filter_map(|c| c["plugin"].as_str())
         .collect();
     assert_eq!(plugins, vec!["mx", "address"]);
+}
+
+#[test]
+fn issue17_feedback_report_and_auto_reply_are_described_not_given_a_status() {
+    let arf = fixture("bounces/written/arf-abuse.eml");
+    let out = mxaudit_run(&["explain", arf.to_str().expect("utf8"), "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["kind"], "feedback_report");
+    assert_eq!(v["feedback_type"], "abuse");
+    assert_eq!(v["source_ip"], "198.51.100.23");
+    assert_eq!(v["reported_domain"], serde_json::json!(["sender.example"]));
+    assert!(v["explained"].as_array().expect("a").is_empty());
+    let out = mxaudit_run(&["explain", arf.to_str().expect("utf8"), "--lang", "ja"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("フィードバック レポート") && text.contains("送信元 IP: 198.51.100.23"),
+        "{text}"
+    );
+
+    let ooo = fixture("bounces/written/out-of-office-exchange.eml");
+    let out = mxaudit_run(&["explain", ooo.to_str().expect("utf8"), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["kind"], "auto_reply");
+    assert!(
+        v.get("recipients").is_none(),
+        "no status, no recipients: {v}"
+    );
+
+    let talk = fixture("bounces/written/discussion-mentions-codes.eml");
+    let out = mxaudit_run(&["explain", talk.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a delivery status notification"));
+}
+
+#[test]
+fn issue16_truncated_dsn_is_flagged_and_exchange_ndr_names_the_recipient() {
+    let cut = fixture("bounces/written/truncated-dsn-failed.eml");
+    let out = mxaudit_run(&["explain", cut.to_str().expect("utf8")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("Note: the message was cut"), "{text}");
+    assert!(
+        text.contains("(permanent: resending will not help)") && !text.contains("transient"),
+        "{text}"
+    );
+    let ndr = fixture("bounces/written/o365-ndr-pasted.txt");
+    let out = mxaudit_run(&["explain", ndr.to_str().expect("utf8")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mallory@receiver.example — failed, 5.1.10"),
+        "{text}"
+    );
+    assert!(!text.contains("\nSummary —"), "{text}");
+}
+
+#[test]
+fn explanation_in_japanese_has_no_english_labels_and_shows_sources() {
+    let path = fixture("bounces/written/docomo-user-unknown.eml");
+    let out = mxaudit_run(&["explain", path.to_str().expect("utf8"), "--lang", "ja"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for english in [
+        "Bounce:",
+        "Meaning:",
+        "Who acts:",
+        "Reason:",
+        "Found in:",
+        "permanent:",
+    ] {
+        assert!(!text.contains(english), "{english} in {text}");
+    }
+    assert!(
+        text.contains("理由: 宛先不明") && text.contains("取得元:"),
+        "{text}"
+    );
+    let out = mxaudit_run(&["explain", path.to_str().expect("utf8")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Found in: action ← header From"), "{text}");
+    assert!(text.contains("recipient ← line 3 of part 0"), "{text}");
 }

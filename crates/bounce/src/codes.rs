@@ -1,15 +1,13 @@
-//! The table of status codes and what they mean: a TOML data file
-//! (`crates/bounce/codes.toml`, compiled in), which users extend with their own
-//! file of the same format. RFC 3463 gives the structure (class.subject.detail);
-//! the entries add what operators see in practice (Exchange Online, Postfix,
-//! Gmail) and which mxaudit check confirms the cause.
+//! What a recipient's status means: the code table (`codes.toml`: RFC 3463
+//! structure, practice from Exchange Online, Postfix and Gmail) and the reasons
+//! in words (`reasons.toml`), which also explain bounces that carry no code.
 
 use serde::{Deserialize, Serialize};
 
 use mxaudit_core::Lang;
-use mxaudit_core::tomldoc::{self, Located};
 
 use crate::RecipientStatus;
+use crate::rules::{Audit, Rules, status_matches};
 
 /// Who must act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,65 +33,46 @@ pub struct Text {
     pub ja: String,
 }
 
-/// One entry of the table.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+impl Text {
+    /// The text in a language.
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Ja => &self.ja,
+        }
+    }
+}
+
+/// One entry of the code table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CodeEntry {
     /// `5.1.1`, or with `*` for a part: `5.7.*`, `*.1.1`.
     pub status: String,
     /// A regex on the diagnostic text; entries with one are tried first.
-    #[serde(default)]
     pub text: Option<String>,
     /// What it means.
     pub meaning: Text,
     /// Who must act.
     pub acts: Party,
     /// mxaudit plugins that confirm the cause.
-    #[serde(default)]
     pub checks: Vec<String>,
-    /// Which domain `--audit` examines: `sender` or `recipient`.
-    #[serde(default)]
-    pub audit: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TableFile {
-    code: Vec<CodeEntry>,
-}
-
-/// Errors reading a code table.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodeTableError {
-    /// Unreadable TOML or an unknown key; located.
-    #[error("{0}")]
-    Parse(#[from] Located),
-    /// A `text` regex does not compile.
-    #[error("{path}: code {status}: invalid text regex: {message}")]
-    Regex {
-        /// The file.
-        path: String,
-        /// The entry's status.
-        status: String,
-        /// Why.
-        message: String,
-    },
-}
-
-/// The table, built-in entries last so that a user's entries win.
-#[derive(Debug, Clone)]
-pub struct CodeTable {
-    entries: Vec<(CodeEntry, Option<regex::Regex>)>,
+    /// Which domain `--audit` examines.
+    pub audit: Option<Audit>,
 }
 
 /// A recipient's status explained.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Explained {
-    /// The status code explained (enhanced, or derived from the reply code).
+    /// The status code explained (enhanced, or derived from the reply code's class).
     pub status: Option<String>,
-    /// `permanent` (5.x.x), `transient` (4.x.x) or `success` (2.x.x).
+    /// `permanent`, `transient`, `success` or `unknown`: from the Action when
+    /// there is one (RFC 3464 §2.3.3: `failed` is final whatever the code), else
+    /// from the code's class.
     pub kind: &'static str,
+    /// The reason in words, when one is known (id from `reasons.toml`).
+    pub reason: Option<String>,
+    /// The reason's name in the chosen language.
+    pub reason_name: Option<String>,
     /// What it means, in the chosen language.
     pub meaning: String,
     /// Who must act.
@@ -101,50 +80,36 @@ pub struct Explained {
     /// Checks that confirm the cause.
     pub checks: Vec<String>,
     /// Which domain to audit.
-    pub audit: Option<String>,
-    /// The table entry that matched (`status` and `text` pattern), for the curious.
+    pub audit: Option<Audit>,
+    /// The table entry that matched (`code 5.7.* /text/` or `reason user_unknown`).
     pub matched: String,
 }
 
-const BUILTIN: &str = include_str!("../codes.toml");
-
-impl CodeTable {
-    /// The built-in table.
-    pub fn builtin() -> Result<CodeTable, CodeTableError> {
-        CodeTable::parse("builtin:crates/bounce/codes.toml", BUILTIN)
+/// `permanent`, `transient`, `success` or `unknown` for a recipient.
+pub(crate) fn kind_of(r: &RecipientStatus) -> &'static str {
+    match r.action.as_deref() {
+        Some("failed") => return "permanent",
+        Some("delayed") => return "transient",
+        Some("delivered" | "relayed" | "expanded") => return "success",
+        _ => {}
     }
-
-    /// Parses a table file.
-    pub fn parse(path: &str, source: &str) -> Result<CodeTable, CodeTableError> {
-        let doc = tomldoc::parse(path, source)?;
-        let file: TableFile = tomldoc::deserialize(path, source, doc)?;
-        let mut entries = Vec::new();
-        for e in file.code {
-            let re = match &e.text {
-                Some(t) => Some(
-                    regex::RegexBuilder::new(t)
-                        .size_limit(1 << 20)
-                        .build()
-                        .map_err(|err| CodeTableError::Regex {
-                            path: path.to_owned(),
-                            status: e.status.clone(),
-                            message: err.to_string(),
-                        })?,
-                ),
-                None => None,
-            };
-            entries.push((e, re));
-        }
-        Ok(CodeTable { entries })
+    let class = r
+        .status
+        .as_deref()
+        .and_then(|s| s.chars().next())
+        .or_else(|| {
+            r.reply_code
+                .and_then(|c| char::from_digit(u32::from(c / 100), 10))
+        });
+    match class {
+        Some('2') => "success",
+        Some('4') => "transient",
+        Some('5') => "permanent",
+        _ => "unknown",
     }
+}
 
-    /// Puts `other`'s entries before these (a user's table extends the built-in one).
-    pub fn extend_front(&mut self, other: CodeTable) {
-        let mut entries = other.entries;
-        entries.append(&mut self.entries);
-        self.entries = entries;
-    }
-
+impl Rules {
     /// Explains one recipient's status.
     pub fn explain(&self, r: &RecipientStatus, lang: Lang) -> Explained {
         // Without an enhanced code, the reply code's class still says permanent or not.
@@ -152,84 +117,137 @@ impl CodeTable {
             .status
             .clone()
             .or_else(|| r.reply_code.map(|c| format!("{}.0.0", c / 100)));
-        let code = status.clone().unwrap_or_else(|| "5.0.0".to_owned());
+        let kind = kind_of(r);
         let diagnostic = r.diagnostic.as_deref().unwrap_or("");
-        let by_text = self.entries.iter().find(|(e, re)| {
-            re.as_ref().is_some_and(|re| re.is_match(diagnostic))
-                && status_matches(&e.status, &code)
+        let reason = r.reason.as_deref().and_then(|id| self.reason(id));
+        let code_entry = status.as_deref().and_then(|code| {
+            let by_text = self.codes.iter().find(|c| {
+                c.text.as_ref().is_some_and(|re| re.is_match(diagnostic))
+                    && status_matches(&c.entry.status, code)
+            });
+            let by_exact = || {
+                self.codes
+                    .iter()
+                    .find(|c| c.text.is_none() && c.entry.status == code)
+            };
+            by_text.or_else(by_exact).map(|c| &c.entry)
         });
-        let by_exact = || {
-            self.entries
-                .iter()
-                .find(|(e, re)| re.is_none() && e.status == code)
-        };
         let by_pattern = || {
-            self.entries
-                .iter()
-                .find(|(e, re)| re.is_none() && status_matches(&e.status, &code))
+            status.as_deref().and_then(|code| {
+                self.codes
+                    .iter()
+                    .find(|c| c.text.is_none() && status_matches(&c.entry.status, code))
+                    .map(|c| &c.entry)
+            })
         };
-        let kind = match code.chars().next() {
-            Some('2') => "success",
-            Some('4') => "transient",
-            _ => "permanent",
+        let wait = |acts: Party| {
+            if kind == "transient" && acts == Party::Sender {
+                Party::Wait
+            } else {
+                acts
+            }
         };
-        match by_text.or_else(by_exact).or_else(by_pattern) {
-            Some((e, _)) => Explained {
+        let reason_name = reason.map(|x| x.name.get(lang).to_owned());
+        // A specific code entry, then the reason, then the code's class.
+        if let Some(e) = code_entry {
+            return Explained {
                 status,
                 kind,
-                meaning: match lang {
-                    Lang::En => e.meaning.en.clone(),
-                    Lang::Ja => e.meaning.ja.clone(),
-                },
-                acts: if kind == "transient" && e.acts == Party::Sender {
-                    Party::Wait
-                } else {
-                    e.acts
-                },
+                reason: r.reason.clone(),
+                reason_name,
+                meaning: e.meaning.get(lang).to_owned(),
+                acts: wait(e.acts),
                 checks: e.checks.clone(),
-                audit: e.audit.clone(),
-                matched: match &e.text {
-                    Some(t) => format!("{} /{t}/", e.status),
-                    None => e.status.clone(),
-                },
-            },
-            None => Explained {
+                audit: e.audit,
+                matched: matched(e),
+            };
+        }
+        if let Some(x) = reason {
+            return Explained {
                 status,
                 kind,
-                meaning: match lang {
-                    Lang::En => "Unknown status code; read the diagnostic text.".to_owned(),
-                    Lang::Ja => {
-                        "不明なステータス コードです。診断テキストを確認してください。".to_owned()
-                    }
-                },
-                acts: Party::RecipientAdmin,
-                checks: Vec::new(),
-                audit: None,
-                matched: String::new(),
-            },
+                reason: r.reason.clone(),
+                reason_name,
+                meaning: x.meaning.get(lang).to_owned(),
+                acts: wait(x.acts),
+                checks: x.checks.clone(),
+                audit: x.audit,
+                matched: format!("reason {}", x.id),
+            };
         }
+        if let Some(e) = by_pattern() {
+            return Explained {
+                status,
+                kind,
+                reason: None,
+                reason_name: None,
+                meaning: e.meaning.get(lang).to_owned(),
+                acts: wait(e.acts),
+                checks: e.checks.clone(),
+                audit: e.audit,
+                matched: matched(e),
+            };
+        }
+        Explained {
+            status,
+            kind,
+            reason: None,
+            reason_name: None,
+            meaning: crate::view::label("unknown_status", lang).to_owned(),
+            acts: Party::RecipientAdmin,
+            checks: Vec::new(),
+            audit: None,
+            matched: String::new(),
+        }
+    }
+
+    /// The reason a status code names exactly (no `*` pattern).
+    pub(crate) fn reason_for_exact_status(&self, status: &str) -> Option<&str> {
+        self.reasons
+            .iter()
+            .find(|r| r.status.iter().any(|s| !s.contains('*') && s == status))
+            .map(|r| r.id.as_str())
+    }
+
+    /// The reason a status code implies (`reasons.toml` `status` lists).
+    pub(crate) fn reason_for_status(&self, status: &str) -> Option<&str> {
+        // Exact codes first across all reasons, then patterns.
+        self.reasons
+            .iter()
+            .find(|r| r.status.iter().any(|s| !s.contains('*') && s == status))
+            .or_else(|| {
+                self.reasons.iter().find(|r| {
+                    r.status
+                        .iter()
+                        .any(|s| s.contains('*') && status_matches(s, status))
+                })
+            })
+            .map(|r| r.id.as_str())
     }
 }
 
-/// `5.7.*` matches `5.7.1`; `*.1.1` matches `5.1.1` and `4.1.1`.
-fn status_matches(pattern: &str, code: &str) -> bool {
-    let p: Vec<&str> = pattern.split('.').collect();
-    let c: Vec<&str> = code.split('.').collect();
-    p.len() == 3 && c.len() == 3 && p.iter().zip(&c).all(|(p, c)| *p == "*" || p == c)
+fn matched(e: &CodeEntry) -> String {
+    match &e.text {
+        Some(t) => format!("code {} /{t}/", e.status),
+        None => format!("code {}", e.status),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn builtin_table_parses_and_matches() {
-        let t = CodeTable::builtin().expect("builtin table");
-        let r = |status: &str, diag: &str| RecipientStatus {
+    fn r(status: &str, diag: &str) -> RecipientStatus {
+        RecipientStatus {
             status: Some(status.to_owned()),
             diagnostic: Some(diag.to_owned()),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn builtin_table_matches() {
+        let t = Rules::builtin().expect("builtin rules");
         let e = t.explain(
             &r("5.0.0", "550 5.0.0 SPF MAIL FROM check failed (PermError)"),
             Lang::En,
@@ -246,6 +264,30 @@ mod tests {
         assert!(e.checks.contains(&"address".to_owned()));
         let e = t.explain(&r("5.9.99", "x"), Lang::En);
         assert!(!e.meaning.is_empty());
-        assert!(status_matches("5.7.*", "5.7.1") && !status_matches("5.7.*", "4.7.1"));
+    }
+
+    #[test]
+    fn failed_action_is_never_transient() {
+        let t = Rules::builtin().expect("builtin rules");
+        let mut x = r("4.4.7", "delivery time expired");
+        x.action = Some("failed".into());
+        assert_eq!(t.explain(&x, Lang::En).kind, "permanent");
+        x.action = Some("delayed".into());
+        assert_eq!(t.explain(&x, Lang::En).kind, "transient");
+    }
+
+    #[test]
+    fn a_reason_explains_a_bounce_without_code() {
+        let t = Rules::builtin().expect("builtin rules");
+        let x = RecipientStatus {
+            reason: Some("mailbox_full".into()),
+            action: Some("failed".into()),
+            ..Default::default()
+        };
+        let e = t.explain(&x, Lang::Ja);
+        assert_eq!(e.reason.as_deref(), Some("mailbox_full"));
+        assert!(
+            !e.meaning.is_empty() && e.meaning != crate::view::label("unknown_status", Lang::Ja)
+        );
     }
 }

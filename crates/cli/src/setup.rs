@@ -100,6 +100,7 @@ pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure
                 profile: cli_profile.clone(),
                 outbound_ips: args.outbound_ips.clone(),
                 smart_host: None,
+                relay_config: Vec::new(),
             });
         }
     } else {
@@ -127,6 +128,18 @@ pub fn targets(args: &AuditArgs, config: &Config) -> Result<Vec<Target>, Failure
                     .map(DomainName::parse)
                     .transpose()
                     .map_err(usage)?,
+                // Relative to the configuration file, like plugin_dirs.
+                relay_config: d
+                    .relay_config
+                    .iter()
+                    .map(|f| {
+                        let p = std::path::Path::new(f);
+                        match std::path::Path::new(&config.path).parent() {
+                            Some(dir) if p.is_relative() => dir.join(p),
+                            _ => p.to_path_buf(),
+                        }
+                    })
+                    .collect(),
             });
         }
     }

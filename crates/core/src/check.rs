@@ -55,6 +55,9 @@ pub struct Target {
     /// The on-premises host a mail service delivers to (its connector's smart
     /// host), checked by `preflight`.
     pub smart_host: Option<DomainName>,
+    /// Exported MTA settings (Postfix `postconf` output, Exchange cmdlet
+    /// output) reviewed by the `relay_config` engine.
+    pub relay_config: Vec<std::path::PathBuf>,
 }
 
 impl Target {
@@ -65,6 +68,7 @@ impl Target {
             profile: None,
             outbound_ips: Vec::new(),
             smart_host: None,
+            relay_config: Vec::new(),
         }
     }
 }

@@ -321,6 +321,7 @@ impl TargetSource {
                         profile: self.profile.clone(),
                         outbound_ips: self.outbound_ips.clone(),
                         smart_host: None,
+                        relay_config: Vec::new(),
                     });
                 }
                 Err(e) => self

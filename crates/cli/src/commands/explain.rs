@@ -178,6 +178,7 @@ async fn audit_causes(
             profile: None,
             outbound_ips: Vec::new(),
             smart_host: None,
+            relay_config: Vec::new(),
         };
         let opts = mxaudit_core::runner::RunOptions {
             lang,

@@ -116,6 +116,7 @@ pub async fn run(args: PreflightArgs) -> Result<u8, Failure> {
         profile: Some(Arc::new(profile.clone())),
         outbound_ips: Vec::new(),
         smart_host: smart_host.clone(),
+        relay_config: Vec::new(),
     };
     let opts = RunOptions {
         lang,

@@ -1,0 +1,809 @@
+//! The Postfix review: per smtpd service reachable from other hosts, the
+//! effective settings (master.cf `-o` overrides over main.cf over Postfix's
+//! defaults), the restriction lists evaluated as smtpd does (`restrictions`),
+//! and the findings with the `postconf` line that fixes each.
+
+use std::collections::BTreeMap;
+
+use mxaudit_core::Observation;
+
+use super::networks::{AddrRange, covers_public_internet};
+use super::postfix_syntax::{self, Loc, PostfixFiles, Service, split_list};
+use super::restrictions::{self, Cause, Ctx, Evaluation, ListEnd, Rcpt};
+use super::tables::{self, Table};
+use super::{Note, Relay, ReviewOptions, ServiceReview, Sink};
+
+/// Postfix's defaults (`postconf -d` of Postfix 3.7) for the parameters the
+/// review reads. Parameters not listed here and not set are empty.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("compatibility_level", "0"),
+    (
+        "smtpd_relay_restrictions",
+        "${{$compatibility_level} <level {1} ? {} : {permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination}}",
+    ),
+    ("smtpd_recipient_restrictions", ""),
+    (
+        "mynetworks_style",
+        "${{$compatibility_level} <level {2} ? {subnet} : {host}}",
+    ),
+    (
+        "relay_domains",
+        "${{$compatibility_level} <level {2} ? {$mydestination} : {}}",
+    ),
+    (
+        "mydestination",
+        "$myhostname, localhost.$mydomain, localhost",
+    ),
+    (
+        "local_recipient_maps",
+        "proxy:unix:passwd.byname $alias_maps",
+    ),
+    ("alias_maps", "hash:/etc/aliases"),
+    ("relay_recipient_maps", ""),
+    ("smtpd_reject_unlisted_recipient", "yes"),
+    ("smtpd_sasl_auth_enable", "no"),
+    ("smtpd_tls_auth_only", "no"),
+    ("smtpd_tls_security_level", ""),
+    ("smtpd_enforce_tls", "no"),
+    ("smtpd_tls_wrappermode", "no"),
+    ("smtpd_tls_ask_ccert", "no"),
+    ("tls_append_default_CA", "no"),
+    ("inet_interfaces", "all"),
+    ("smtpd_restriction_classes", ""),
+];
+
+/// What `mydestination` holds when `myhostname`/`mydomain` are not set: the
+/// machine's own names, which the export does not tell.
+const HOST_NAMES: &[(&str, &str)] = &[("myhostname", "this-host.invalid"), ("mydomain", "invalid")];
+
+/// Restrictions smtpd requires in the relay or recipient list; without one it
+/// refuses to start ("specify at least one working instance of", smtpd_check.c).
+const REQUIRED: &[&str] = &[
+    "reject_unauth_destination",
+    "defer_unauth_destination",
+    "reject",
+    "defer",
+    "defer_if_permit",
+    "check_relay_domains",
+];
+
+const SYSTEM: &str = "postfix";
+
+/// Where a parameter's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    Override(Loc),
+    Main(Loc),
+    Default,
+}
+
+/// The settings as one smtpd service sees them.
+struct View<'a> {
+    files: &'a PostfixFiles,
+    service: &'a Service,
+}
+
+impl View<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        if let Some(p) = self.service.overrides.get(name) {
+            return Some(p.value.clone());
+        }
+        if let Some(p) = self.files.main.get(name) {
+            return Some(p.value.clone());
+        }
+        DEFAULTS
+            .iter()
+            .chain(HOST_NAMES)
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+
+    fn origin(&self, name: &str) -> Origin {
+        if let Some(p) = self.service.overrides.get(name) {
+            return Origin::Override(p.loc.clone());
+        }
+        if let Some(p) = self.files.main.get(name) {
+            return Origin::Main(p.loc.clone());
+        }
+        Origin::Default
+    }
+
+    fn value(&self, name: &str) -> Result<String, String> {
+        postfix_syntax::expand(&format!("${{{name}}}"), &|n| self.raw(n))
+    }
+
+    fn yes(&self, name: &str) -> bool {
+        self.value(name)
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("yes"))
+    }
+
+    /// `file:line` of a parameter, or "default".
+    fn location(&self, name: &str) -> String {
+        match self.origin(name) {
+            Origin::Override(l) | Origin::Main(l) => l.to_string(),
+            Origin::Default => "default".to_owned(),
+        }
+    }
+
+    /// The evidence line of a parameter: where, and its value as written.
+    fn evidence(&self, name: &str) -> String {
+        match self.origin(name) {
+            Origin::Override(l) => format!(
+                "{l}: {} -o {name}={}",
+                self.service.id(),
+                self.raw(name).unwrap_or_default()
+            ),
+            Origin::Main(l) => format!("{l}: {name} = {}", self.raw(name).unwrap_or_default()),
+            Origin::Default => format!(
+                "{name} not set; Postfix's default is \"{}\"",
+                self.value(name).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The command that sets `name` to `value` where it is set now: the
+    /// service's `-o` override, else main.cf.
+    fn fix(&self, name: &str, value: &str) -> String {
+        match self.origin(name) {
+            Origin::Override(_) => format!(
+                "postconf -P {}",
+                shell_quote(&format!("{}/{name}={value}", self.service.id()))
+            ),
+            _ => format!("postconf -e {}", shell_quote(&format!("{name} = {value}"))),
+        }
+    }
+}
+
+/// Quotes for a POSIX shell: the values come from the reviewed files.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The listen address of a service: `None` when it listens only on loopback.
+fn exposed(view: &View<'_>) -> bool {
+    let name = &view.service.name;
+    if view.service.kind == "inet"
+        && let Some((host, _)) = name.rsplit_once(':')
+    {
+        return !is_loopback(host);
+    }
+    let interfaces = view.value("inet_interfaces").unwrap_or_default();
+    let list = split_list(&interfaces);
+    list.is_empty() || !list.iter().all(|h| is_loopback(h))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.eq_ignore_ascii_case("loopback-only")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The smtpd services to review, and the notes about the others.
+fn services(files: &PostfixFiles, opts: &ReviewOptions, out: &mut Sink) -> Vec<Service> {
+    let mut smtpd: Vec<Service> = files
+        .services
+        .iter()
+        .filter(|s| match s.kind.as_str() {
+            "inet" | "pass" => match &s.command {
+                Some(c) => c.rsplit('/').next() == Some("smtpd"),
+                // Known only from `postconf -P`: an inet service with smtpd
+                // settings.
+                None => s.overrides.keys().any(|k| k.starts_with("smtpd_")),
+            },
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    let has_smtp = smtpd.iter().any(|s| s.kind == "inet");
+    if !files.has_master && !has_smtp {
+        // Without master.cf, the stock entry `smtp inet … smtpd` is assumed.
+        let stock = files
+            .services
+            .iter()
+            .find(|s| s.name == "smtp" && s.kind == "inet")
+            .cloned()
+            .unwrap_or_else(|| Service {
+                name: "smtp".to_owned(),
+                kind: "inet".to_owned(),
+                command: Some("smtpd".to_owned()),
+                ..Service::default()
+            });
+        out.note(Note::new("assumed_stock_service", "smtp inet", ""));
+        smtpd.insert(0, stock);
+    }
+    // postscreen hands connections to the `smtpd pass` service; the pass
+    // service is reachable when a postscreen inet service is.
+    let postscreen = files.services.iter().any(|s| {
+        s.kind == "inet"
+            && s.command
+                .as_deref()
+                .is_some_and(|c| c.ends_with("postscreen"))
+    });
+    smtpd.retain(|s| s.kind == "inet" || postscreen || !opts.services.is_empty());
+    if !opts.services.is_empty() {
+        smtpd.retain(|s| {
+            opts.services
+                .iter()
+                .any(|want| *want == s.name || *want == s.id())
+        });
+        for want in &opts.services {
+            let known = files
+                .services
+                .iter()
+                .any(|s| *want == s.name || *want == s.id());
+            let stock = want == "smtp" || want == "smtp/inet";
+            if !known && !stock {
+                out.note(Note::new("service_not_found", want, ""));
+            }
+        }
+    }
+    smtpd
+}
+
+/// Reviews Postfix settings.
+pub fn review(files: &PostfixFiles, opts: &ReviewOptions, out: &mut Sink) {
+    for u in &files.unreadable {
+        out.push(
+            Observation::new("relay_config.unparsed", u.loc.to_string())
+                .evidence(format!("{}: {}", u.loc, u.text))
+                .var("system", SYSTEM)
+                .var("location", u.loc.to_string())
+                .var("item", u.text.clone())
+                .var("reason", "syntax"),
+        );
+    }
+    if files.main.is_empty() && files.services.is_empty() {
+        return;
+    }
+    for service in services(files, opts, out) {
+        let view = View {
+            files,
+            service: &service,
+        };
+        if opts.services.is_empty() && !exposed(&view) {
+            out.note(Note::new("skipped_loopback", &service.id(), ""));
+            continue;
+        }
+        review_service(&view, opts, out);
+    }
+}
+
+/// Trusted networks of a service.
+struct Trust {
+    ranges: Vec<(AddrRange, String)>,
+    everyone: bool,
+}
+
+fn trust(view: &View<'_>, opts: &ReviewOptions, out: &mut Sink) -> Trust {
+    let mut ranges = Vec::new();
+    let set = view.raw("mynetworks").is_some();
+    if !set {
+        let style = view.value("mynetworks_style").unwrap_or_default();
+        out.note(Note::new(
+            "mynetworks_from_style",
+            "mynetworks",
+            style.trim(),
+        ));
+        return Trust {
+            ranges,
+            everyone: false,
+        };
+    }
+    let value = expanded(view, "mynetworks", out);
+    let loc = view.location("mynetworks");
+    let mut pending: Vec<String> = split_list(&value);
+    let mut reads = 0;
+    while let Some(entry) = pending.pop() {
+        if entry.starts_with('!') {
+            // Exclusions (Postfix 3.2) only narrow the list.
+            continue;
+        }
+        if entry.starts_with('/')
+            || entry.contains(':')
+                && !entry.starts_with('[')
+                && AddrRange::parse_cidr(&entry).is_none()
+        {
+            // `/file/name` or `type:table`.
+            let file = if entry.starts_with('/') {
+                Some(entry.as_str())
+            } else {
+                tables::file_of(&entry)
+            };
+            if let Some(text) = file.and_then(|f| opts.tables.get(f))
+                && reads < 16
+            {
+                reads += 1;
+                for line in text.lines() {
+                    let t = line.trim();
+                    if t.is_empty() || t.starts_with('#') {
+                        continue;
+                    }
+                    // cidr tables: "network action"; pattern files: one per line.
+                    if let Some(first) = t.split_whitespace().next() {
+                        pending.push(first.to_owned());
+                    }
+                }
+                continue;
+            }
+            out.unparsed(SYSTEM, &loc, &entry, "table_unread");
+            continue;
+        }
+        match AddrRange::parse_cidr(&entry) {
+            Some(r) => ranges.push((r, entry)),
+            None => out.unparsed(SYSTEM, &loc, &entry, "host_name"),
+        }
+    }
+    ranges.reverse();
+    let all: Vec<AddrRange> = ranges.iter().map(|(r, _)| *r).collect();
+    Trust {
+        everyone: covers_public_internet(&all),
+        ranges,
+    }
+}
+
+fn expanded(view: &View<'_>, name: &str, out: &mut Sink) -> String {
+    match view.value(name) {
+        Ok(v) => v,
+        Err(e) => {
+            out.unparsed_because(SYSTEM, &view.location(name), name, "expansion", &e);
+            String::new()
+        }
+    }
+}
+
+fn review_service(view: &View<'_>, opts: &ReviewOptions, out: &mut Sink) {
+    let id = view.service.id();
+    let trust = trust(view, opts, out);
+    // Expansion errors of the lists are reported once, here.
+    for list in restrictions::RCPT_LISTS {
+        expanded(view, list, out);
+    }
+    let classes = split_list(&view.value("smtpd_restriction_classes").unwrap_or_default());
+    let param = |n: &str| view.value(n).unwrap_or_default();
+    let table = |spec: &str| {
+        let text = tables::file_of(spec).and_then(|f| opts.tables.get(f));
+        tables::parse_spec(spec, text.map(String::as_str))
+    };
+    let public_ca = view.yes("smtpd_tls_ask_ccert")
+        && (view.yes("tls_append_default_CA")
+            || ["smtpd_tls_CAfile", "smtpd_tls_CApath"].iter().any(|p| {
+                let v = view.value(p).unwrap_or_default();
+                v.contains("/etc/ssl/certs")
+                    || v.contains("ca-certificates")
+                    || v.contains("ca-bundle")
+            }));
+    let ctx_for = |rcpt: Rcpt, sasl: bool, everyone: bool| Ctx {
+        param: &param,
+        trusts_everyone: everyone,
+        classes: classes.clone(),
+        table: &table,
+        rcpt,
+        sasl,
+        public_ca_clientcerts: public_ca,
+    };
+
+    // smtpd refuses to run without a relay-blocking restriction.
+    let relay_and_rcpt: Vec<String> = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
+        .iter()
+        .flat_map(|l| restrictions::items(&param(l)))
+        .collect();
+    let has_required = relay_and_rcpt.iter().any(|i| {
+        let name = i.split(' ').next().unwrap_or("").to_ascii_lowercase();
+        REQUIRED.contains(&name.as_str())
+            || classes.iter().any(|c| c.eq_ignore_ascii_case(&name)) && {
+                let inner = restrictions::items(&param(&name));
+                inner
+                    .iter()
+                    .any(|x| REQUIRED.contains(&x.to_ascii_lowercase().as_str()))
+            }
+    });
+    if !has_required {
+        out.note(Note::new("smtpd_refuses_mail", &id, ""));
+        out.service(ServiceReview {
+            system: SYSTEM.to_owned(),
+            name: id,
+            relay: Relay::Closed,
+        });
+        return;
+    }
+
+    let anonymous = restrictions::evaluate(&ctx_for(Rcpt::Foreign, false, trust.everyone));
+    for d in &anonymous.doubts {
+        out.unparsed(SYSTEM, &view.location(&d.list), &d.restriction, d.kind);
+    }
+    let relay = if anonymous.accepted() {
+        open_relay(view, &anonymous, &trust, out);
+        Relay::Open
+    } else if anonymous.rejected() {
+        Relay::Closed
+    } else {
+        Relay::Undecided
+    };
+    out.service(ServiceReview {
+        system: SYSTEM.to_owned(),
+        name: id.clone(),
+        relay,
+    });
+
+    // Trusted networks wider than one organisation, where they grant relay.
+    let wide: Vec<&(AddrRange, String)> =
+        trust.ranges.iter().filter(|(r, _)| r.too_wide()).collect();
+    if !wide.is_empty() && restrictions::evaluate(&ctx_for(Rcpt::Foreign, false, true)).accepted() {
+        let kept: Vec<&str> = trust
+            .ranges
+            .iter()
+            .filter(|(r, _)| !r.too_wide())
+            .map(|(_, s)| s.as_str())
+            .collect();
+        let value = if kept.is_empty() {
+            // mynetworks_style = host on a typical machine.
+            "127.0.0.0/8 [::1]/128".to_owned()
+        } else {
+            kept.join(" ")
+        };
+        let mut evidence = vec![view.evidence("mynetworks")];
+        for (r, s) in &wide {
+            evidence.push(format!("{s}: public space of a /{}", r.public_prefix_len()));
+        }
+        out.push(
+            Observation::new(
+                "relay_config.mynetworks_too_wide",
+                subject(view, "mynetworks"),
+            )
+            .evidence_lines(evidence)
+            .var("system", SYSTEM)
+            .var("service", id.clone())
+            .var("setting", "mynetworks")
+            .var(
+                "ranges",
+                wide.iter()
+                    .map(|(_, s)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .var("location", view.location("mynetworks"))
+            .var("fix", view.fix("mynetworks", &value)),
+        );
+    }
+
+    auth_plaintext(view, &ctx_for(Rcpt::Foreign, true, trust.everyone), out);
+    recipients(view, &ctx_for, trust.everyone, out);
+}
+
+/// The subject of a finding about a parameter: the parameter, prefixed with
+/// the service when a master.cf override sets it.
+fn subject(view: &View<'_>, name: &str) -> String {
+    match view.origin(name) {
+        Origin::Override(_) => format!("{} {name}", view.service.id()),
+        _ => name.to_owned(),
+    }
+}
+
+fn open_relay(view: &View<'_>, eval: &Evaluation, trust: &Trust, out: &mut Sink) {
+    let id = view.service.id();
+    let mut evidence = Vec::new();
+    let mut fix = None;
+    let mut culprit = ("smtpd_relay_restrictions".to_owned(), String::new());
+    for l in &eval.lists {
+        if l.items.is_empty() && l.list != "smtpd_relay_restrictions" {
+            continue;
+        }
+        evidence.push(view.evidence(&l.list));
+        if let ListEnd::Permit { at, cause } = &l.end {
+            // Empty: the list ended without a decision.
+            let what = match at {
+                Some(i) => l.items.get(*i).cloned().unwrap_or_default(),
+                None => String::new(),
+            };
+            let why = match cause {
+                Cause::TrustedNetworks => "mynetworks covers every address".to_owned(),
+                Cause::ClientChosenKey { table, key } => {
+                    format!("the client chooses the key: {table} answers OK for {key}")
+                }
+                Cause::EndOfList => "no reject_unauth_destination before the end".to_owned(),
+                Cause::Restriction => "permits before reject_unauth_destination".to_owned(),
+            };
+            if matches!(
+                l.list.as_str(),
+                "smtpd_relay_restrictions" | "smtpd_recipient_restrictions"
+            ) {
+                let shown = if what.is_empty() {
+                    "(end of list)"
+                } else {
+                    what.as_str()
+                };
+                evidence.push(format!("{}: {shown}: {why}", l.list));
+                if l.list == "smtpd_relay_restrictions" || culprit.1.is_empty() {
+                    culprit = (l.list.clone(), what.clone());
+                }
+            }
+            if *cause == Cause::TrustedNetworks && fix.is_none() {
+                let kept: Vec<&str> = trust
+                    .ranges
+                    .iter()
+                    .filter(|(r, _)| !r.too_wide())
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                let value = if kept.is_empty() {
+                    "127.0.0.0/8 [::1]/128".to_owned()
+                } else {
+                    kept.join(" ")
+                };
+                fix = Some(view.fix("mynetworks", &value));
+            }
+        }
+    }
+    let fix = fix.unwrap_or_else(|| {
+        let relay = eval
+            .lists
+            .iter()
+            .find(|l| l.list == "smtpd_relay_restrictions");
+        let (items, permitting) = match relay {
+            Some(l) => (l.items.clone(), l.permitting.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        view.fix(
+            "smtpd_relay_restrictions",
+            &closed_list(&items, &permitting).join(", "),
+        )
+    });
+    out.push(
+        Observation::new("relay_config.open_relay", id.clone())
+            .evidence_lines(evidence)
+            .var("system", SYSTEM)
+            .var("service", id)
+            .var("list", culprit.0.clone())
+            .var("restriction", culprit.1)
+            .var("location", view.location(&culprit.0))
+            .var("fix", fix),
+    );
+}
+
+/// The list with the permitting items moved after the first
+/// `reject_unauth_destination` (or `defer_unauth_destination`), which is
+/// added when missing: what decides first then refuses relaying.
+pub fn closed_list(items: &[String], permitting: &[usize]) -> Vec<String> {
+    let is_reject = |s: &String| {
+        let n = s.to_ascii_lowercase();
+        n == "reject_unauth_destination" || n == "defer_unauth_destination"
+    };
+    let reject_at = items.iter().position(is_reject);
+    let mut before = Vec::new();
+    let mut moved = Vec::new();
+    let mut after = Vec::new();
+    let mut reject = "reject_unauth_destination".to_owned();
+    for (i, item) in items.iter().enumerate() {
+        if Some(i) == reject_at {
+            reject = item.clone();
+            continue;
+        }
+        let past = reject_at.is_some_and(|r| i > r);
+        if item.eq_ignore_ascii_case("permit") {
+            // The end of a list permits anyway: a bare `permit` adds nothing
+            // after the reject and is what opened the relay before it.
+            continue;
+        }
+        if past {
+            after.push(item.clone());
+        } else if permitting.contains(&i) {
+            moved.push(item.clone());
+        } else {
+            before.push(item.clone());
+        }
+    }
+    if items.is_empty() {
+        return vec![
+            "permit_mynetworks".to_owned(),
+            "permit_sasl_authenticated".to_owned(),
+            "reject_unauth_destination".to_owned(),
+        ];
+    }
+    before.push(reject);
+    before.extend(moved);
+    before.extend(after);
+    before
+}
+
+fn auth_plaintext(view: &View<'_>, ctx: &Ctx<'_>, out: &mut Sink) {
+    if !view.yes("smtpd_sasl_auth_enable") {
+        return;
+    }
+    let level = view.value("smtpd_tls_security_level").unwrap_or_default();
+    let level = level.trim().to_ascii_lowercase();
+    let tls_required = level == "encrypt"
+        || level.is_empty() && view.yes("smtpd_enforce_tls")
+        || view.yes("smtpd_tls_wrappermode");
+    if view.yes("smtpd_tls_auth_only") || tls_required {
+        return;
+    }
+    if !restrictions::evaluate(ctx).accepted() {
+        return;
+    }
+    let id = view.service.id();
+    // Where to fix: where TLS-only is turned off on this service, else main.cf.
+    let fix = match view.origin("smtpd_tls_auth_only") {
+        Origin::Override(_) => view.fix("smtpd_tls_auth_only", "yes"),
+        _ => match view.origin("smtpd_sasl_auth_enable") {
+            Origin::Override(_) => format!(
+                "postconf -P {}",
+                shell_quote(&format!("{id}/smtpd_tls_auth_only=yes"))
+            ),
+            _ => format!("postconf -e {}", shell_quote("smtpd_tls_auth_only = yes")),
+        },
+    };
+    out.push(
+        Observation::new("relay_config.auth_relay_plaintext", id.clone())
+            .evidence(view.evidence("smtpd_sasl_auth_enable"))
+            .evidence(view.evidence("smtpd_tls_auth_only"))
+            .evidence(view.evidence("smtpd_tls_security_level"))
+            .var("system", SYSTEM)
+            .var("service", id)
+            .var("location", view.location("smtpd_sasl_auth_enable"))
+            .var("fix", fix),
+    );
+}
+
+fn words(v: &str) -> Vec<String> {
+    split_list(v)
+        .into_iter()
+        .map(|w| w.trim_end_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
+fn recipients<'c>(
+    view: &View<'_>,
+    ctx_for: &dyn Fn(Rcpt, bool, bool) -> Ctx<'c>,
+    everyone: bool,
+    out: &mut Sink,
+) {
+    let id = view.service.id();
+    let implicit = view.yes("smtpd_reject_unlisted_recipient");
+    let mydestination = words(&view.value("mydestination").unwrap_or_default());
+    let local_maps = !view
+        .value("local_recipient_maps")
+        .unwrap_or_default()
+        .trim()
+        .is_empty();
+    let relay_domains: Vec<String> = words(&view.value("relay_domains").unwrap_or_default())
+        .into_iter()
+        .filter(|d| !mydestination.contains(d))
+        .collect();
+    let relay_maps = !view
+        .value("relay_recipient_maps")
+        .unwrap_or_default()
+        .trim()
+        .is_empty();
+    let mut classes = Vec::new();
+    if !mydestination.is_empty() {
+        classes.push((
+            "local_recipient_maps",
+            local_maps,
+            "proxy:unix:passwd.byname $alias_maps",
+        ));
+    }
+    if !relay_domains.is_empty() {
+        classes.push((
+            "relay_recipient_maps",
+            relay_maps,
+            "hash:/etc/postfix/relay_recipients",
+        ));
+    }
+    for (maps, set, default) in classes {
+        let eval = restrictions::evaluate(&ctx_for(
+            Rcpt::UnknownLocal { validated: set },
+            false,
+            everyone,
+        ));
+        if !eval.accepted() || (implicit && set) {
+            continue;
+        }
+        let (cause, setting, fix) = if !set {
+            (format!("{maps}_empty"), maps, view.fix(maps, default))
+        } else {
+            (
+                "reject_unlisted_recipient_off".to_owned(),
+                "smtpd_reject_unlisted_recipient",
+                view.fix("smtpd_reject_unlisted_recipient", "yes"),
+            )
+        };
+        let mut evidence = vec![view.evidence(setting)];
+        if maps == "local_recipient_maps" {
+            evidence.push(view.evidence("mydestination"));
+        } else {
+            evidence.push(view.evidence("relay_domains"));
+        }
+        out.push(
+            Observation::new(
+                "relay_config.recipient_not_validated",
+                format!("{id} {maps}"),
+            )
+            .evidence_lines(evidence)
+            .var("system", SYSTEM)
+            .var("service", id.clone())
+            .var("cause", cause)
+            .var("location", view.location(setting))
+            .var("fix", fix),
+        );
+    }
+}
+
+/// Table files the settings name, for the caller to read (`--tables DIR`).
+pub fn table_files(files: &PostfixFiles) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let params = files
+        .main
+        .values()
+        .chain(files.services.iter().flat_map(|s| s.overrides.values()));
+    for p in params {
+        for word in split_list(&p.value) {
+            let file = if word.starts_with('/') {
+                Some(word.as_str())
+            } else {
+                tables::file_of(&word)
+            };
+            if let Some(f) = file
+                && !out.iter().any(|o| o == f)
+            {
+                out.push(f.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// For tests and the engine: a `Table` from the options' texts.
+pub fn table_of(spec: &str, texts: &BTreeMap<String, String>) -> Table {
+    let text = tables::file_of(spec).and_then(|f| texts.get(f));
+    tables::parse_spec(spec, text.map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(s: &str) -> Vec<String> {
+        restrictions::items(s)
+    }
+
+    #[test]
+    fn closed_lists_put_the_reject_first() {
+        let items = list(
+            "permit_mynetworks, check_sender_access hash:/x, defer_unauth_destination, check_policy_service unix:private/p",
+        );
+        assert_eq!(
+            closed_list(&items, &[1]).join(", "),
+            "permit_mynetworks, defer_unauth_destination, check_sender_access hash:/x, check_policy_service unix:private/p"
+        );
+        assert_eq!(
+            closed_list(&list("permit_mynetworks, permit_sasl_authenticated"), &[]).join(", "),
+            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
+        );
+        assert_eq!(
+            closed_list(&[], &[]).join(", "),
+            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
+        );
+    }
+
+    #[test]
+    fn shell_quoting_of_file_values() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn loopback_names() {
+        for h in [
+            "127.0.0.1",
+            "[::1]",
+            "localhost",
+            "loopback-only",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["all", "192.0.2.1", "mx.example.com", "[2001:db8::1]"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+}

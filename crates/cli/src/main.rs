@@ -73,6 +73,7 @@ fn main() -> ExitCode {
             Command::Spf(a) => commands::spf::run(a).await,
             Command::Smtp(a) => commands::smtp::run(a).await,
             Command::Dnsbl(a) => commands::dnsbl::run(a).await,
+            Command::RelayConfig(a) => commands::relay_config::run(a),
         }
     });
     match result {

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod history;
 pub mod plugins;
 pub mod preflight;
+pub mod relay_config;
 pub mod run;
 pub mod smtp;
 pub mod spf;

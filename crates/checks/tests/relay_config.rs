@@ -259,12 +259,16 @@ fn fixes_are_the_lines_to_run() {
             .and_then(|o| o.vars["fix"].as_str().map(str::to_owned))
             .unwrap_or_else(|| panic!("{code} in {review:#?}"))
     };
+    // A bare `permit` before the reject: smtpd refuses to start, no relay.
+    let bare = review_of("permit-before-reject");
+    assert!(
+        bare.notes.iter().any(|n| n.code == "smtpd_refuses_mail"),
+        "{bare:#?}"
+    );
+    // A restriction class that permits passes smtpd's start-up check and relays.
     assert_eq!(
-        fix(
-            &review_of("permit-before-reject"),
-            "relay_config.open_relay"
-        ),
-        "postconf -e 'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination'"
+        fix(&review_of("class-permit"), "relay_config.open_relay"),
+        "postconf -e 'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination, relay_ok'"
     );
     assert_eq!(
         fix(
@@ -276,7 +280,7 @@ fn fixes_are_the_lines_to_run() {
     let over = review_of("master-override-open");
     assert_eq!(
         fix(&over, "relay_config.mynetworks_too_wide"),
-        "postconf -P 'smtp/inet/mynetworks=127.0.0.0/8 [::1]/128'"
+        "postconf -P 'smtp/inet/mynetworks=127.0.0.0/8,[::1]/128'"
     );
     assert_eq!(
         fix(

@@ -177,8 +177,9 @@ pub struct ServiceReview {
 /// text layer of the review (`render.rs`), the thing it is about, a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Note {
-    /// `assumed_stock_service`, `skipped_loopback`, `mynetworks_from_style`,
-    /// `smtpd_refuses_mail`, `connector_disabled`, `service_not_found`.
+    /// `assumed_stock_service`, `assumed_named_service`, `skipped_loopback`,
+    /// `mynetworks_from_style`, `smtpd_refuses_mail`, `connector_disabled`,
+    /// `service_not_found`.
     pub code: &'static str,
     /// The service, connector or parameter.
     pub subject: String,

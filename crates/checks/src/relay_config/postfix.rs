@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use mxaudit_core::Observation;
 
 use super::networks::{AddrRange, covers_public_internet};
-use super::postfix_syntax::{self, Loc, PostfixFiles, Service, split_list};
+use super::postfix_syntax::{self, Loc, MASTER_TYPES, PostfixFiles, Service, split_list};
 use super::restrictions::{self, Cause, Ctx, Evaluation, ListEnd, Rcpt};
 use super::tables::{self, Table};
 use super::{Note, Relay, ReviewOptions, ServiceReview, Sink};
@@ -145,12 +145,25 @@ impl View<'_> {
     /// service's `-o` override, else main.cf.
     fn fix(&self, name: &str, value: &str) -> String {
         match self.origin(name) {
-            Origin::Override(_) => format!(
-                "postconf -P {}",
-                shell_quote(&format!("{}/{name}={value}", self.service.id()))
-            ),
+            Origin::Override(_) => override_fix(&self.service.id(), name, value),
             _ => format!("postconf -e {}", shell_quote(&format!("{name} = {value}"))),
         }
+    }
+}
+
+/// `postconf -P` takes no whitespace in the value ("-Pe does not accept
+/// whitespace in parameter value"): list items are joined with commas, which
+/// every list parameter accepts; a value that still has whitespace (a
+/// `{ … }` group) is written as the master.cf option to put in place.
+fn override_fix(service: &str, name: &str, value: &str) -> String {
+    let joined = split_list(value).join(",");
+    if joined.contains(char::is_whitespace) {
+        format!("master.cf, service {service}: -o {{ {name} = {value} }}")
+    } else {
+        format!(
+            "postconf -P {}",
+            shell_quote(&format!("{service}/{name}={joined}"))
+        )
     }
 }
 
@@ -182,18 +195,58 @@ fn is_loopback(host: &str) -> bool {
 
 /// The smtpd services to review, and the notes about the others.
 fn services(files: &PostfixFiles, opts: &ReviewOptions, out: &mut Sink) -> Vec<Service> {
+    let is_smtpd = |s: &Service| match s.kind.as_str() {
+        "inet" | "pass" => match &s.command {
+            Some(c) => c.rsplit('/').next() == Some("smtpd"),
+            // Known only from `postconf -P`: an inet service with smtpd settings.
+            None => s.overrides.keys().any(|k| k.starts_with("smtpd_")),
+        },
+        _ => false,
+    };
+    if !opts.services.is_empty() {
+        // The services the user named, reviewed wherever they listen.
+        let mut out_services = Vec::new();
+        for want in &opts.services {
+            let (name, kind) = match want.rsplit_once('/') {
+                Some((n, k)) if MASTER_TYPES.contains(&k) => (n, k),
+                _ => (want.as_str(), "inet"),
+            };
+            let found = files
+                .services
+                .iter()
+                .find(|s| s.name == name && s.kind == kind);
+            match found {
+                Some(s) if files.has_master && !is_smtpd(s) => {
+                    out.note(Note::new("service_not_found", want, ""));
+                }
+                Some(s) => out_services.push(Service {
+                    command: s.command.clone().or_else(|| Some("smtpd".to_owned())),
+                    ..s.clone()
+                }),
+                // Without master.cf in the files, a named service is assumed
+                // to run smtpd with only the overrides `postconf -P` shows.
+                None if !files.has_master => {
+                    out.note(Note::new(
+                        "assumed_named_service",
+                        &format!("{name}/{kind}"),
+                        "",
+                    ));
+                    out_services.push(Service {
+                        name: name.to_owned(),
+                        kind: kind.to_owned(),
+                        command: Some("smtpd".to_owned()),
+                        ..Service::default()
+                    });
+                }
+                None => out.note(Note::new("service_not_found", want, "")),
+            }
+        }
+        return out_services;
+    }
     let mut smtpd: Vec<Service> = files
         .services
         .iter()
-        .filter(|s| match s.kind.as_str() {
-            "inet" | "pass" => match &s.command {
-                Some(c) => c.rsplit('/').next() == Some("smtpd"),
-                // Known only from `postconf -P`: an inet service with smtpd
-                // settings.
-                None => s.overrides.keys().any(|k| k.starts_with("smtpd_")),
-            },
-            _ => false,
-        })
+        .filter(|s| is_smtpd(s))
         .cloned()
         .collect();
     let has_smtp = smtpd.iter().any(|s| s.kind == "inet");
@@ -219,26 +272,9 @@ fn services(files: &PostfixFiles, opts: &ReviewOptions, out: &mut Sink) -> Vec<S
         s.kind == "inet"
             && s.command
                 .as_deref()
-                .is_some_and(|c| c.ends_with("postscreen"))
+                .is_some_and(|c| c.rsplit('/').next() == Some("postscreen"))
     });
-    smtpd.retain(|s| s.kind == "inet" || postscreen || !opts.services.is_empty());
-    if !opts.services.is_empty() {
-        smtpd.retain(|s| {
-            opts.services
-                .iter()
-                .any(|want| *want == s.name || *want == s.id())
-        });
-        for want in &opts.services {
-            let known = files
-                .services
-                .iter()
-                .any(|s| *want == s.name || *want == s.id());
-            let stock = want == "smtp" || want == "smtp/inet";
-            if !known && !stock {
-                out.note(Note::new("service_not_found", want, ""));
-            }
-        }
-    }
+    smtpd.retain(|s| s.kind == "inet" || postscreen);
     smtpd
 }
 
@@ -384,21 +420,10 @@ fn review_service(view: &View<'_>, opts: &ReviewOptions, out: &mut Sink) {
         public_ca_clientcerts: public_ca,
     };
 
-    // smtpd refuses to run without a relay-blocking restriction.
-    let relay_and_rcpt: Vec<String> = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
+    // smtpd refuses to run without a working relay-blocking restriction.
+    let has_required = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
         .iter()
-        .flat_map(|l| restrictions::items(&param(l)))
-        .collect();
-    let has_required = relay_and_rcpt.iter().any(|i| {
-        let name = i.split(' ').next().unwrap_or("").to_ascii_lowercase();
-        REQUIRED.contains(&name.as_str())
-            || classes.iter().any(|c| c.eq_ignore_ascii_case(&name)) && {
-                let inner = restrictions::items(&param(&name));
-                inner
-                    .iter()
-                    .any(|x| REQUIRED.contains(&x.to_ascii_lowercase().as_str()))
-            }
-    });
+        .any(|l| has_required(&restrictions::items(&param(l)), &param, &classes, 0));
     if !has_required {
         out.note(Note::new("smtpd_refuses_mail", &id, ""));
         out.service(ServiceReview {
@@ -470,6 +495,50 @@ fn review_service(view: &View<'_>, opts: &ReviewOptions, out: &mut Sink) {
 
     auth_plaintext(view, &ctx_for(Rcpt::Foreign, true, trust.everyone), out);
     recipients(view, &ctx_for, trust.everyone, out);
+}
+
+/// Whether a list holds a "working instance" of a relay-blocking
+/// restriction, as smtpd checks at start (smtpd_check.c, has_required): the
+/// scan stops at `permit` (what follows it is ignored), skips the restriction
+/// after `warn_if_reject`, and looks into restriction classes. Without one in
+/// either list, smtpd exits with a fatal error and no mail is received.
+fn has_required(
+    items: &[String],
+    param: &dyn Fn(&str) -> String,
+    classes: &[String],
+    depth: usize,
+) -> bool {
+    let mut i = 0;
+    while i < items.len() {
+        let name = items[i]
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if name == "warn_if_reject" && i + 1 < items.len() {
+            i += 2;
+            continue;
+        }
+        if name == "permit" {
+            return false;
+        }
+        if REQUIRED.contains(&name.as_str()) {
+            return true;
+        }
+        if depth < 10
+            && classes.iter().any(|c| c.eq_ignore_ascii_case(&name))
+            && has_required(
+                &restrictions::items(&param(&name)),
+                param,
+                classes,
+                depth + 1,
+            )
+        {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The subject of a finding about a parameter: the parameter, prefixed with
@@ -626,10 +695,7 @@ fn auth_plaintext(view: &View<'_>, ctx: &Ctx<'_>, out: &mut Sink) {
     let fix = match view.origin("smtpd_tls_auth_only") {
         Origin::Override(_) => view.fix("smtpd_tls_auth_only", "yes"),
         _ => match view.origin("smtpd_sasl_auth_enable") {
-            Origin::Override(_) => format!(
-                "postconf -P {}",
-                shell_quote(&format!("{id}/smtpd_tls_auth_only=yes"))
-            ),
+            Origin::Override(_) => override_fix(&id, "smtpd_tls_auth_only", "yes"),
             _ => format!("postconf -e {}", shell_quote("smtpd_tls_auth_only = yes")),
         },
     };
@@ -784,6 +850,27 @@ mod tests {
             closed_list(&[], &[]).join(", "),
             "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
         );
+    }
+
+    #[test]
+    fn working_instances_as_smtpd_checks_them() {
+        let classes = vec!["relaying".to_owned(), "strict".to_owned()];
+        let param = |n: &str| match n {
+            "relaying" => "permit".to_owned(),
+            "strict" => "reject_unauth_destination".to_owned(),
+            _ => String::new(),
+        };
+        let req = |s: &str| has_required(&list(s), &param, &classes, 0);
+        assert!(req("permit_mynetworks, reject_unauth_destination"));
+        // Everything after `permit` is ignored.
+        assert!(!req("permit_mynetworks, permit, reject_unauth_destination"));
+        // The restriction after warn_if_reject does not count.
+        assert!(!req("warn_if_reject reject_unauth_destination"));
+        assert!(req("warn_if_reject reject_unknown_client_hostname, defer"));
+        // Classes are looked into; a class that permits does not stop the scan.
+        assert!(req("strict"));
+        assert!(req("relaying, reject_unauth_destination"));
+        assert!(!req(""));
     }
 
     #[test]

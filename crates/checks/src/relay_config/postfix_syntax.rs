@@ -80,7 +80,8 @@ pub struct PostfixFiles {
     pub unreadable: Vec<Unreadable>,
 }
 
-const MASTER_TYPES: &[&str] = &["inet", "unix", "unix-dgram", "fifo", "pass"];
+/// master.cf service types (master(5)).
+pub const MASTER_TYPES: &[&str] = &["inet", "unix", "unix-dgram", "fifo", "pass"];
 const MASTER_FIELDS: &[&str] = &[
     "service",
     "type",

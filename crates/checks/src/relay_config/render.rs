@@ -277,9 +277,17 @@ pub fn note_text(n: &Note, lang: Lang) -> String {
         ("connector_disabled", Lang::Ja) => {
             format!("{s} は無効になっているため、レビューしていません")
         }
-        ("service_not_found", Lang::En) => format!("--service {s}: no such service in the files"),
+        ("assumed_named_service", Lang::En) => format!(
+            "master.cf is not among the files: assumed that {s} runs smtpd with main.cf's settings and the -o overrides postconf -P shows"
+        ),
+        ("assumed_named_service", Lang::Ja) => format!(
+            "master.cf が含まれていないため、{s} は main.cf の設定と postconf -P が示す -o の上書きで smtpd を実行していると仮定しました"
+        ),
+        ("service_not_found", Lang::En) => {
+            format!("--service {s}: no such smtpd service in the files")
+        }
         ("service_not_found", Lang::Ja) => {
-            format!("--service {s}: そのサービスはファイルにありません")
+            format!("--service {s}: その smtpd サービスはファイルにありません")
         }
         (code, _) => format!("{code}: {s} {v}"),
     }

@@ -589,6 +589,7 @@ fn open_relay(view: &View<'_>, eval: &Evaluation, trust: &Trust, out: &mut Sink)
                 }
             }
             if *cause == Cause::TrustedNetworks && fix.is_none() {
+                evidence.push(view.evidence("mynetworks"));
                 let kept: Vec<&str> = trust
                     .ranges
                     .iter()
@@ -625,7 +626,15 @@ fn open_relay(view: &View<'_>, eval: &Evaluation, trust: &Trust, out: &mut Sink)
             .var("service", id)
             .var("list", culprit.0.clone())
             .var("restriction", culprit.1)
-            .var("location", view.location(&culprit.0))
+            // Where to change: mynetworks when it is what lets everyone in.
+            .var(
+                "location",
+                if trust.everyone {
+                    view.location("mynetworks")
+                } else {
+                    view.location(&culprit.0)
+                },
+            )
             .var("fix", fix),
     );
 }

@@ -588,3 +588,146 @@ async fn export_and_running_server_disagree() {
     );
     assert!(f.detail.contains("not what runs"), "{f:?}");
 }
+
+/// `[[domains]] relay_config` in audit.toml: scheduled runs review the
+/// domain's exports, and the findings are new, then resolved once the export
+/// shows the fix, like any other finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_review_the_configured_exports_with_history() {
+    let server = crate::support::demo_server().await;
+    let dir = TempDir::new("run");
+    let exports = dir.0.join("exports");
+    std::fs::create_dir_all(&exports).expect("exports");
+    let fixture = |case: &str, file: &str| {
+        crate::support::fixture(&format!("relay-config/postfix/{case}/{file}"))
+    };
+    let put = |case: &str| {
+        for (src, dst) in [
+            ("postconf-n.txt", "mx1-n.txt"),
+            ("postconf-P.txt", "mx1-P.txt"),
+        ] {
+            let from = fixture(case, src);
+            let text = std::fs::read_to_string(&from).unwrap_or_default();
+            std::fs::write(exports.join(dst), text).expect("export");
+        }
+    };
+    put("master-override-open");
+    let cfg = dir.0.join("audit.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[resolver]\nnameservers = [\"{}\"]\ntimeout = \"500ms\"\nattempts = 0\n\n[plugins]\nonly = [\"relay-config\"]\n\n[store]\npath = \"history.db\"\n\n[[domains]]\nname = \"healthy.example\"\nrelay_config = [\"exports/mx1-n.txt\", \"exports/mx1-P.txt\"]\n",
+            server.addr()
+        ),
+    )
+    .expect("config");
+    let run = || {
+        mxaudit()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--format", "json"])
+            .output()
+            .expect("mxaudit runs")
+    };
+    let events = |out: &std::process::Output| -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let mut e: Vec<(String, String)> = v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| {
+                (
+                    e["change"].as_str().unwrap_or("").to_owned(),
+                    e["finding"]["code"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        e.sort();
+        e
+    };
+    let first = run();
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        events(&first),
+        vec![
+            (
+                "new".to_owned(),
+                "relay_config.mynetworks_too_wide".to_owned()
+            ),
+            ("new".to_owned(), "relay_config.open_relay".to_owned()),
+        ]
+    );
+    // The administrator applies the fix and exports again.
+    put("legacy-recipient-restrictions");
+    std::fs::write(exports.join("mx1-P.txt"), "").expect("empty -P");
+    let second = run();
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        events(&second),
+        vec![
+            (
+                "resolved".to_owned(),
+                "relay_config.mynetworks_too_wide".to_owned()
+            ),
+            ("resolved".to_owned(), "relay_config.open_relay".to_owned()),
+        ]
+    );
+    // Open again, then the export goes missing: the check's status is an
+    // error, and the open findings are not resolved by an unreadable file.
+    put("master-override-open");
+    assert_eq!(events(&run()).len(), 2);
+    std::fs::remove_file(exports.join("mx1-n.txt")).expect("remove");
+    let fourth = run();
+    let v: serde_json::Value = serde_json::from_slice(&fourth.stdout).expect("json");
+    assert_eq!(v["errors"], 1, "{v}");
+    assert!(
+        !events(&fourth)
+            .iter()
+            .any(|(change, _)| change == "resolved"),
+        "{v}"
+    );
+}
+
+/// The sample reviews in docs/relay-config.md are the command's real output.
+#[test]
+fn documented_samples_are_current() {
+    let doc = std::fs::read_to_string(crate::support::repo().join("docs/relay-config.md"))
+        .expect("docs/relay-config.md");
+    let dir = crate::support::fixture("relay-config");
+    for args in [
+        &[
+            "postfix/sender-access-forged/main.cf",
+            "--tables",
+            "postfix/sender-access-forged/tables",
+        ][..],
+        &[
+            "exchange/anonymous-relay-internet/connectors.txt",
+            "exchange/anonymous-relay-internet/permissions-table.txt",
+        ][..],
+    ] {
+        let out = mxaudit()
+            .arg("relay-config")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("mxaudit runs");
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let command = format!("$ mxaudit relay-config {}\n{text}", args.join(" "));
+        assert!(
+            doc.contains(&command),
+            "docs/relay-config.md does not show the current output of:\n{command}"
+        );
+    }
+}

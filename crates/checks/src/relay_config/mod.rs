@@ -5,7 +5,8 @@
 //! - Postfix: `postconf -n`, `postconf -M`/`-P`/`-F` output, or `main.cf` and
 //!   `master.cf` themselves (`postfix_syntax.rs`); the restriction lists
 //!   evaluated as smtpd does (`restrictions.rs`, `tables.rs`), per smtpd
-//!   service (`postfix.rs`).
+//!   service (`postfix.rs`), the findings and their fixes
+//!   (`postfix_findings.rs`).
 //! - Exchange 2013 and later: `Get-ReceiveConnector`, `Get-ADPermission` and
 //!   `Get-RecipientFilterConfig` as Format-List, Format-Table or
 //!   ConvertTo-Json (`exchange_syntax.rs`, `exchange.rs`).
@@ -19,6 +20,7 @@ pub mod exchange;
 pub mod exchange_syntax;
 pub mod networks;
 pub mod postfix;
+pub mod postfix_findings;
 pub mod postfix_syntax;
 pub mod probe;
 pub mod render;

@@ -21,6 +21,10 @@ mod foundation;
 mod plugins;
 /// The MX-migration checklist.
 mod preflight;
+/// The relay configuration review (issue 19) against real Postfix instances:
+/// `relay-config` on each instance's `postconf -n`/`-P` output, confirmed or
+/// refuted by the SMTP probe of the running instance.
+mod relay_config;
 /// Long domain lists: streamed files, shards, --dns-only.
 mod scale;
 /// Sinks against real receivers: HTTP (retries, Retry-After, spool, dead letters,

@@ -43,6 +43,11 @@ fn policy() -> Arc<AddressPolicy> {
 
 /// The built-in smtp manifest, enabled, with `port` and test params.
 fn smtp_plugin(port: u16, extra: &str) -> Plugin {
+    smtp_plugin_named("smtp", port, extra)
+}
+
+/// The built-in smtp manifest under another plugin id.
+fn smtp_plugin_named(id: &str, port: u16, extra: &str) -> Plugin {
     let (_, source) = mxaudit_checks::BUILTIN_MANIFESTS
         .iter()
         .find(|(path, _)| path.ends_with("/smtp.toml"))
@@ -54,10 +59,11 @@ fn smtp_plugin(port: u16, extra: &str) -> Plugin {
     params.extend(extra);
     doc.insert("params".into(), toml::Value::Table(params));
     doc.insert("enabled".into(), toml::Value::Boolean(true));
+    doc.insert("id".into(), toml::Value::String(id.into()));
     let text = toml::to_string(&doc).expect("serializes");
     mxaudit_core::manifest::load(
-        "test:plugins/smtp.toml",
-        Some("smtp"),
+        &format!("test:plugins/{id}.toml"),
+        Some(id),
         &text,
         mxaudit_checks::ENGINES,
     )
@@ -126,6 +132,11 @@ impl Scenario {
     /// Runs the check like the runner does, and renders every observation in
     /// English and Japanese (a template error fails the test).
     async fn check(&self) -> CheckReport {
+        self.check_with(&self.plugin).await
+    }
+
+    /// Runs `plugin` (an smtp plugin) like the runner does, in the scenario's run.
+    async fn check_with(&self, plugin: &Plugin) -> CheckReport {
         // One scope (and so one session pacer) for every check of the
         // scenario, as for the checks of one run.
         let cx = CheckCx {
@@ -136,15 +147,11 @@ impl Scenario {
                 std::time::Instant::now() + Duration::from_secs(30),
             )
         };
-        let report = self
-            .plugin
-            .check
-            .run(&target(&self.domain, None), &cx)
-            .await;
+        let report = plugin.check.run(&target(&self.domain, None), &cx).await;
         for lang in [Lang::En, Lang::Ja] {
             let r = TextRenderer::new(lang);
             for o in &report.observations {
-                let f = r.finding(&self.plugin.meta, &self.domain, o, None);
+                let f = r.finding(&plugin.meta, &self.domain, o, None);
                 for text in [&f.title, &f.detail, &f.remediation] {
                     assert!(!text.contains("[text error"), "{}: {text}", o.code);
                     assert!(!text.trim().is_empty(), "{}: empty text", o.code);
@@ -999,12 +1006,39 @@ async fn one_session_at_a_time_per_address() {
     let domain = "pace.test";
     let script = closed("mx.pace.test", domain).greeting_delay(Duration::from_millis(300));
     let s = Scenario::start(domain, ip(34), script, "session_delay = \"500ms\"").await;
+    let port = s.server.as_ref().expect("server").port();
+    let second = smtp_plugin_named("smtp-2", port, "session_delay = \"500ms\"");
     let started = Instant::now();
-    let (a, b) = tokio::join!(s.check(), s.check());
+    let (a, b) = tokio::join!(s.check(), s.check_with(&second));
     let took = started.elapsed();
     assert_eq!(codes(&a), codes(&b));
     // Two sessions of ≥ 300 ms each, in turn, with ≥ 500 ms between them.
     assert!(took >= Duration::from_millis(1100), "{took:?}");
+    assert_eq!(s.sessions().len(), 2);
+}
+
+/// Within one run, a plugin's probe of a domain is shared by every asker (the
+/// check itself, the relay-config review through the check context): the
+/// server sees one session, not one per asker.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_probe_per_run_and_domain_whoever_asks() {
+    let domain = "shared.test";
+    let script = closed("mx.shared.test", domain);
+    let s = Scenario::start(domain, ip(61), script, "").await;
+    let (a, b) = tokio::join!(s.check(), s.check());
+    assert_eq!(codes(&a), codes(&b));
+    assert_eq!(s.sessions().len(), 1);
+    // A new run (a new DNS client, as each run has) probes again.
+    let mut next = Scenario::with(
+        domain,
+        IpAddr::V4(ip(61)),
+        s.server.as_ref().expect("server").port(),
+        None,
+        "",
+    )
+    .await;
+    next.scope = s.scope.clone();
+    next.check().await;
     assert_eq!(s.sessions().len(), 2);
 }
 

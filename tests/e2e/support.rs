@@ -98,6 +98,7 @@ pub fn target(domain: &str, profile: Option<&str>) -> Target {
         }),
         outbound_ips: Vec::new(),
         smart_host: None,
+        relay_config: Vec::new(),
     }
 }
 

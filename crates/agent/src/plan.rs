@@ -256,6 +256,7 @@ impl Plan {
             .iter()
             .map(|p| Peer {
                 enabled: enabled.contains(&p.meta.id),
+                selected: self.plugins.iter().any(|q| q.meta.id == p.meta.id),
                 plugin: p.clone(),
             })
             .collect();

@@ -107,6 +107,7 @@ pub async fn preflight(plan: &Plan, req: &PreflightRequest) -> Result<Checklist>
         profile: Some(profile.clone()),
         outbound_ips: Vec::new(),
         smart_host: smart_host.clone(),
+        relay_config: Vec::new(),
     };
     let dns = plan.dns_client()?;
     let out = mxaudit_core::runner::run(

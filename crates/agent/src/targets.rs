@@ -181,6 +181,7 @@ impl TargetSource {
             profile: self.profile.clone(),
             outbound_ips: self.outbound_ips.clone(),
             smart_host: None,
+            relay_config: Vec::new(),
         }
     }
 
@@ -314,6 +315,12 @@ fn configured(plan: &Plan, domains: &[DomainSection]) -> Result<Vec<Target>> {
                 .map(SmartHost::parse)
                 .transpose()
                 .map_err(AgentError::Usage)?,
+            // Relative to the configuration file, like plugin_dirs.
+            relay_config: d
+                .relay_config
+                .iter()
+                .map(|f| plan.base_dir().join(f))
+                .collect(),
         });
     }
     Ok(out)

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use mxaudit_checks::relay_config;
 use mxaudit_checks::smtp::{ProbeTranscript, SmtpOptions, probe_host};
 use mxaudit_checks::spf::{SpfEvaluation, SpfRequest, evaluate};
 use mxaudit_core::CheckCx;
@@ -153,6 +154,64 @@ pub async fn blocklist_lines(
         out.extend(per_list.into_iter().flatten());
     }
     out
+}
+
+/// What `mxaudit relay-config` reviews.
+#[derive(Debug, Clone, Default)]
+pub struct RelayConfigRequest {
+    /// The exported files.
+    pub files: Vec<std::path::PathBuf>,
+    /// `postfix` or `exchange` (default: guessed from the files).
+    pub kind: Option<String>,
+    /// Postfix services to review (default: the public smtpd services).
+    pub services: Vec<String>,
+    /// Where the lookup tables the settings name are read from.
+    pub tables: Option<std::path::PathBuf>,
+}
+
+/// `mxaudit relay-config FILE…`: the review of exported relay settings and
+/// its findings (rendered in `lang` from the `relay-config` manifest).
+pub fn relay_config(
+    req: &RelayConfigRequest,
+    lang: mxaudit_core::Lang,
+) -> Result<(relay_config::Review, Vec<mxaudit_core::Finding>)> {
+    let mut inputs = Vec::new();
+    for path in &req.files {
+        inputs.push(
+            relay_config::read_input(path, &path.display().to_string())
+                .map_err(AgentError::Usage)?,
+        );
+    }
+    let kind = match &req.kind {
+        Some(k) => k
+            .parse::<relay_config::Kind>()
+            .map_err(|e| AgentError::Usage(format!("--kind: {e}")))?,
+        None => relay_config::Kind::guess_all(&inputs).map_err(AgentError::Usage)?,
+    };
+    let mut opts = relay_config::ReviewOptions {
+        services: req.services.clone(),
+        ..relay_config::ReviewOptions::default()
+    };
+    if let Some(root) = &req.tables {
+        // Tables that are not there stay unread (relay_config.unparsed).
+        for path in relay_config::table_files(&inputs) {
+            let file = root.join(path.trim_start_matches('/'));
+            if let Ok(t) = relay_config::read_input(&file, &path) {
+                opts.tables.insert(path, t.text);
+            }
+        }
+    }
+    let review = relay_config::review(&inputs, kind, &opts);
+    if review.services.is_empty() && review.observations.is_empty() {
+        return Err(AgentError::Usage(format!(
+            "no {} relay settings in {}",
+            kind.as_str(),
+            review.inputs.join(", ")
+        )));
+    }
+    let plugin = relay_config::render::builtin_plugin().map_err(AgentError::Failed)?;
+    let findings = relay_config::render::findings(&review, &plugin, lang, "");
+    Ok((review, findings))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod mx;
 pub mod preflight;
 pub mod ptr;
+pub mod relay_config;
 pub mod resolve;
 pub mod smtp;
 pub mod spf;
@@ -45,6 +46,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
     EngineEntry::of::<smtp::Smtp>(),
+    EngineEntry::of::<relay_config::RelayConfig>(),
 ];
 
 /// `("builtin:plugins/<stem>.toml", <text>)`, compiled in.
@@ -79,4 +81,5 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("dkim-microsoft365-selector2"),
     manifest!("preflight"),
     manifest!("smtp"),
+    manifest!("relay-config"),
 ];

@@ -60,6 +60,36 @@ pub enum Command {
     Smtp(SmtpArgs),
     /// Check addresses or host names against the blocklists, like a blacklist-check page.
     Dnsbl(DnsblArgs),
+    /// Review a mail server's exported relay settings (Postfix postconf output
+    /// or main.cf/master.cf, Exchange receive connectors and permissions).
+    RelayConfig(RelayConfigArgs),
+}
+
+/// `mxaudit relay-config`.
+#[derive(Debug, Args, Clone)]
+pub struct RelayConfigArgs {
+    /// The exported files (`postconf -n`, `postconf -P`, main.cf, master.cf;
+    /// Get-ReceiveConnector, Get-ADPermission output as text or JSON).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// postfix or exchange (default: guessed from the files).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Output format: text, json, markdown.
+    #[arg(long, short = 'f', default_value = "text")]
+    pub format: String,
+    /// Language: en or ja.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// Review only this Postfix service (repeatable): `smtp`, `submission/inet`,
+    /// `127.0.0.1:10025`; named services are reviewed even on loopback.
+    #[arg(long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+    /// Read the Postfix lookup tables the settings name from under this
+    /// directory (DIR/etc/postfix/access for hash:/etc/postfix/access; `/` on
+    /// the server itself).
+    #[arg(long, value_name = "DIR")]
+    pub tables: Option<PathBuf>,
 }
 
 /// `mxaudit dnsbl`.

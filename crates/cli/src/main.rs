@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             Command::Spf(a) => commands::tools::spf(a).await,
             Command::Smtp(a) => commands::tools::smtp(a).await,
             Command::Dnsbl(a) => commands::tools::dnsbl(a).await,
+            Command::RelayConfig(a) => commands::relay_config::run(a),
         }
     });
     match result {

@@ -58,6 +58,9 @@ pub struct Target {
     /// The on-premises host a mail service delivers to (its connector's smart
     /// host), checked by `preflight`.
     pub smart_host: Option<SmartHost>,
+    /// Exported MTA settings (Postfix `postconf` output, Exchange cmdlet
+    /// output) reviewed by the `relay_config` engine.
+    pub relay_config: Vec<PathBuf>,
 }
 
 /// A host and the SMTP port a connector delivers to.
@@ -107,6 +110,7 @@ impl Target {
             profile: None,
             outbound_ips: Vec::new(),
             smart_host: None,
+            relay_config: Vec::new(),
         }
     }
 }
@@ -169,6 +173,8 @@ pub struct Peer {
     pub plugin: crate::manifest::Plugin,
     /// Whether the configuration enables it (its default selection).
     pub enabled: bool,
+    /// Whether it runs in this run.
+    pub selected: bool,
 }
 
 impl Default for RunScope {
@@ -200,6 +206,11 @@ impl RunScope {
             .iter()
             .find(|p| p.plugin.meta.id == id)
             .map(|p| &p.plugin)
+    }
+
+    /// The plugins of this run, in load order.
+    pub fn selected_peers(&self) -> impl Iterator<Item = &crate::manifest::Plugin> {
+        self.peers.iter().filter(|p| p.selected).map(|p| &p.plugin)
     }
 
     /// The plugins the configuration enables, in load order.

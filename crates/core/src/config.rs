@@ -325,6 +325,11 @@ pub struct DomainSection {
     /// The on-premises host the provider's connector delivers to (preflight).
     #[serde(default)]
     pub smart_host: Option<String>,
+    /// Exported relay settings of the domain's mail server (`postconf -n` and
+    /// `postconf -P` output, or Exchange cmdlet output), relative to the
+    /// configuration file; reviewed by the `relay-config` plugin.
+    #[serde(default)]
+    pub relay_config: Vec<String>,
 }
 
 /// `[profiles.<id>]`: a user-defined profile.

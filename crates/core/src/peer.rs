@@ -124,9 +124,26 @@ pub struct BlocklistLine {
     pub detail: Option<String>,
 }
 
+/// What the SMTP probe of a domain's MX addresses found.
+#[derive(Debug, Clone, Default)]
+pub struct DomainProbe {
+    /// The smtp engine's observations and what it could not decide.
+    pub report: CheckReport,
+    /// SMTP sessions held (0: nothing was probed).
+    pub sessions: usize,
+}
+
 /// An SMTP server prober as other engines use it.
 #[async_trait::async_trait]
 pub trait SmtpProber: Send + Sync {
+    /// The probe of the target's MX addresses, shared by every asker of the
+    /// run (the smtp check itself, the relay-config review).
+    async fn probe_domain(
+        &self,
+        target: &crate::check::Target,
+        cx: &CheckCx,
+    ) -> std::sync::Arc<DomainProbe>;
+
     /// Probes `host:port` the way the relay review probes an MX address
     /// (greeting, EHLO, STARTTLS and certificate, relay tests; never DATA),
     /// with `recipient_domain` for the local-recipient tests. The

@@ -7,6 +7,7 @@
 pub mod dnsbl;
 pub mod history;
 pub mod preflight;
+pub mod relay_config;
 pub mod run;
 pub mod smtp;
 pub mod spf;

@@ -24,13 +24,14 @@ pub mod starttls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use mxaudit_core::peer::SmtpProber;
+use mxaudit_core::peer::{DomainProbe, SmtpProber};
 use mxaudit_core::{CheckCx, CheckReport, CodeSpec, Engine, Observation, PluginMeta, Target};
 use mxaudit_dns::{Answer, DomainName, RType};
 
@@ -212,6 +213,7 @@ impl SmtpOptions {
 /// The `smtp` engine.
 #[derive(Debug)]
 pub struct Smtp {
+    id: String,
     options: SmtpOptions,
 }
 
@@ -319,7 +321,10 @@ impl Engine for Smtp {
             }
         }
         options.validate()?;
-        Ok(Smtp { options })
+        Ok(Smtp {
+            id: plugin.id.clone(),
+            options,
+        })
     }
 
     fn smtp_prober(&self) -> Option<&dyn SmtpProber> {
@@ -327,10 +332,18 @@ impl Engine for Smtp {
     }
 
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
+        self.probe_domain(target, cx).await.report.clone()
+    }
+}
+
+impl Smtp {
+    /// Probes every MX address of the domain (uncached; see [`SmtpProber::probe_domain`]).
+    async fn probe_mx(&self, target: &Target, cx: &CheckCx) -> DomainProbe {
         let mut report = CheckReport::default();
+        let mut sessions = 0;
         let domain = &target.domain;
         let Some(hosts) = self.mx_addresses(domain, cx, &mut report).await else {
-            return report;
+            return DomainProbe { report, sessions };
         };
 
         // Addresses, each once, with every MX name that points at it.
@@ -372,7 +385,7 @@ impl Engine for Smtp {
             targets.truncate(self.options.max_addresses);
         }
         if targets.is_empty() {
-            return report;
+            return DomainProbe { report, sessions };
         }
 
         let tls = match self.options.tls_client(cx) {
@@ -417,6 +430,7 @@ impl Engine for Smtp {
                 }
                 continue;
             };
+            sessions += probe.transcripts.len();
             let (observations, undecided) = observe::observe(
                 &probe,
                 self.options.slow_greeting,
@@ -429,11 +443,9 @@ impl Engine for Smtp {
                 report.error(u);
             }
         }
-        report
+        DomainProbe { report, sessions }
     }
-}
 
-impl Smtp {
     /// The MX hosts and their addresses; for a domain without MX, the domain
     /// itself (RFC 5321 §5.1 implicit MX). `None` when there is nothing to probe.
     async fn mx_addresses(
@@ -620,6 +632,14 @@ pub async fn probe_host(
 
 #[async_trait::async_trait]
 impl SmtpProber for Smtp {
+    /// Once per run and domain for this plugin, whoever asks first (this
+    /// engine's own check, or the relay-config review comparing its verdict):
+    /// a mail server is probed once, not once per asker.
+    async fn probe_domain(&self, target: &Target, cx: &CheckCx) -> Arc<DomainProbe> {
+        let key = format!("smtp:{}:{}", self.id, target.domain);
+        cx.dns.derived(&key, || self.probe_mx(target, cx)).await
+    }
+
     async fn probe_host(
         &self,
         host: &DomainName,

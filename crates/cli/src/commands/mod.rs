@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod demo;
 pub mod explain;
 pub mod preflight;
+pub mod relay_config;
 pub mod run;
 pub mod tools;
 

@@ -8,6 +8,7 @@ pub mod dmarc;
 pub mod dns_assert;
 pub mod dnsbl;
 pub mod exec;
+pub mod mta_sts;
 pub mod mx;
 pub mod preflight;
 pub mod ptr;
@@ -26,6 +27,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<dmarc::Dmarc>(),
     EngineEntry::of::<dnsbl::Dnsbl>(),
     EngineEntry::of::<dns_assert::DnsAssert>(),
+    EngineEntry::of::<mta_sts::MtaSts>(),
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
     EngineEntry::of::<smtp::Smtp>(),

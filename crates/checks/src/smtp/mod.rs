@@ -204,7 +204,8 @@ pub fn set_extra_ca_files(files: Vec<PathBuf>) {
         .unwrap_or_else(PoisonError::into_inner) = files;
 }
 
-fn extra_ca_files() -> Vec<PathBuf> {
+/// The `--ca-file` list, also trusted by the `mta_sts` policy fetch.
+pub(crate) fn extra_ca_files() -> Vec<PathBuf> {
     EXTRA_CA_FILES
         .read()
         .unwrap_or_else(PoisonError::into_inner)

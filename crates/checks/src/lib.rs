@@ -15,6 +15,7 @@ pub mod ptr;
 pub mod resolve;
 pub mod smtp;
 pub mod spf;
+pub mod tlsrpt;
 
 use mxaudit_core::EngineEntry;
 
@@ -28,6 +29,7 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<dnsbl::Dnsbl>(),
     EngineEntry::of::<dns_assert::DnsAssert>(),
     EngineEntry::of::<mta_sts::MtaSts>(),
+    EngineEntry::of::<tlsrpt::TlsRpt>(),
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
     EngineEntry::of::<smtp::Smtp>(),

@@ -175,12 +175,14 @@ pub fn address_policy(args: &AuditArgs, config: &Config) -> Arc<AddressPolicy> {
 
 /// The default budget of one (plugin, domain) task: a minute for DNS checks;
 /// fifteen when a selected engine connects to mail servers, whose greeting alone
-/// may take five minutes (RFC 5321 §4.5.3.2) on every MX address.
+/// may take five minutes (RFC 5321 §4.5.3.2) on every MX address. The
+/// MTA-STS policy fetch connects too, but its own timeout (30 s) bounds it
+/// within the minute, and the plugin is on by default.
 pub fn default_task_timeout(plugins: &[Plugin]) -> std::time::Duration {
     let connects = plugins.iter().any(|p| {
         mxaudit_checks::ENGINES
             .iter()
-            .any(|e| e.name == p.meta.engine && e.connects)
+            .any(|e| e.name == p.meta.engine && e.connects && e.name != "mta_sts")
     });
     std::time::Duration::from_secs(if connects { 15 * 60 } else { 60 })
 }

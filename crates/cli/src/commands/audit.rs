@@ -49,7 +49,8 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
         .transpose()
         .map_err(|e| usage(anyhow!("--shard: {e}")))?;
     if !args.ca_files.is_empty() {
-        // The smtp engine reads them when it builds its TLS configuration.
+        // The smtp and mta_sts engines read them when they build their TLS
+        // configuration.
         mxaudit_checks::smtp::set_extra_ca_files(args.ca_files.clone());
     }
     let set = setup::plugin_set(config, args.config.as_deref(), &args.plugin_dirs)?;

@@ -13,6 +13,7 @@
 
 pub mod fetch;
 pub mod policy;
+pub mod preflight;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,58 @@ pub struct MtaStsParams {
     pub max_age_min: Duration,
 }
 
+/// `[params.mta_sts]` of engines that fetch a policy for another purpose
+/// (`preflight`): the same fetch settings as the `mta_sts` engine's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFetchParams {
+    /// HTTPS port of the policy host (443).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// TCP connect timeout, per address.
+    #[serde(default = "d_connect", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// The whole fetch.
+    #[serde(default = "d_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// PEM files of extra trusted CAs; relative to the manifest.
+    #[serde(default)]
+    pub ca_files: Vec<String>,
+}
+
+impl Default for PolicyFetchParams {
+    fn default() -> Self {
+        PolicyFetchParams {
+            port: default_port(),
+            connect_timeout: d_connect(),
+            timeout: d_timeout(),
+            ca_files: Vec::new(),
+        }
+    }
+}
+
+impl PolicyFetchParams {
+    /// The fetch options, validated (no I/O).
+    pub fn options(&self, plugin: &PluginMeta) -> Result<FetchOptions, String> {
+        let options = FetchOptions {
+            port: self.port,
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            ca_files: manifest_paths(plugin, &self.ca_files),
+        };
+        options.validate().map_err(|e| format!("mta_sts.{e}"))?;
+        Ok(options)
+    }
+}
+
+/// The fetch options of a run: the manifest's CA files plus the run's
+/// (`--ca-file`). One list, so the run options can feed it directly.
+pub(crate) fn with_run_ca_files(options: &FetchOptions) -> FetchOptions {
+    let mut options = options.clone();
+    options.ca_files.extend(crate::smtp::extra_ca_files());
+    options
+}
+
 fn default_port() -> u16 {
     FetchOptions::default().port
 }
@@ -83,16 +136,6 @@ pub(crate) fn manifest_paths(plugin: &PluginMeta, files: &[String]) -> Vec<PathB
 pub struct MtaSts {
     fetch: FetchOptions,
     max_age_min: Duration,
-}
-
-impl MtaSts {
-    /// The fetch options of a run: the manifest's CA files plus the run's
-    /// (`--ca-file`). One list, so the run options can feed it directly.
-    fn run_options(&self) -> FetchOptions {
-        let mut options = self.fetch.clone();
-        options.ca_files.extend(crate::smtp::extra_ca_files());
-        options
-    }
 }
 
 /// What the `_mta-sts` TXT lookup found.
@@ -312,7 +355,7 @@ impl Engine for MtaSts {
                 return report;
             }
         };
-        let fetched = fetch_policy(&host, &self.run_options(), cx).await;
+        let fetched = fetch_policy(&host, &with_run_ca_files(&self.fetch), cx).await;
         let Some(policy) = self.judge_fetch(&fetched, &host, &record_evidence, &mut report) else {
             return report;
         };

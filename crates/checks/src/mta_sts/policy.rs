@@ -73,6 +73,11 @@ pub struct MxPattern {
 }
 
 impl MxPattern {
+    /// Parses one `mx:` value (§3.2): a host name, or `*.` and a domain.
+    pub fn parse(value: &str) -> Result<MxPattern, String> {
+        mx_pattern(value)
+    }
+
     /// §4.1: does this pattern cover MX host `host`? Case-insensitive; a
     /// trailing dot of the host is ignored; a wildcard stands for exactly one
     /// whole leftmost label (`*.example.com` covers `mx.example.com`, not

@@ -17,6 +17,10 @@ mod dnsbl;
 mod explain;
 /// The mx, address, ptr and dmarc checks against the demo world.
 mod foundation;
+/// MTA-STS and TLS-RPT: the policy fetched from a testbed HTTPS server (good,
+/// malformed, mismatching, redirecting, huge, slow, wrong certificate), the MX
+/// hosts matched against it, fetched only behind a valid record and once per run.
+mod mta_sts;
 /// Checks without Rust: dns_assert, exec, user plugin directories, generated docs.
 mod plugins;
 /// The MX-migration checklist.

@@ -407,3 +407,150 @@ async fn spf_lookup_count_after_the_change() {
         "{line:#}"
     );
 }
+
+/// An MTA-STS policy the domain already publishes must allow the provider's
+/// host before the switch: in enforce mode it is a BLOCKER (senders would
+/// refuse the new MX), in testing mode a WARN, already listed an OK line; a
+/// policy that cannot be read is a WARN (senders may hold a cached one).
+/// The policies come from the testbed's HTTPS server; the preflight manifest
+/// is overridden to give its port and the test CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn mta_sts_policy_must_allow_the_provider_before_the_switch() {
+    use mxaudit_testbed::certs::{TestCa, Validity};
+    use mxaudit_testbed::policy::{Behaviour, PolicyServer, PolicySite};
+
+    let server = dns_server(&fixture("zones/preflight")).await;
+    let ca = TestCa::new("mxaudit preflight test CA").expect("CA");
+    let site = |label: &str, body: &str| {
+        let host = format!("mta-sts.{label}.test");
+        PolicySite::new(
+            &host,
+            ca.issue(&[&host], Validity::Current).expect("cert"),
+            Behaviour::Policy(body.to_owned()),
+        )
+    };
+    let policies = PolicyServer::start(
+        "127.78.0.31:0".parse().expect("addr"),
+        vec![
+            site(
+                "stsblock",
+                "version: STSv1\nmode: enforce\nmx: mail.ready.test\nmax_age: 1209600\n",
+            ),
+            site(
+                "ststesting",
+                "version: STSv1\nmode: testing\nmx: mail.ready.test\nmax_age: 86400\n",
+            ),
+            site(
+                "stsready",
+                "version: STSv1\nmode: enforce\nmx: mail.ready.test\nmx: *.mail.protection.outlook.com\nmax_age: 1209600\n",
+            ),
+        ],
+    )
+    .await
+    .expect("policy server starts");
+    let dir = std::env::temp_dir().join(format!("mxaudit-preflight-sts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugins")).expect("dir");
+    ca.write_pem(&dir.join("ca.pem")).expect("CA file");
+    let (_, source) = mxaudit_checks::BUILTIN_MANIFESTS
+        .iter()
+        .find(|(path, _)| path.ends_with("/preflight.toml"))
+        .expect("built-in manifest");
+    let mut doc: toml::Table = toml::from_str(source).expect("parses");
+    doc.insert("override".into(), toml::Value::Boolean(true));
+    doc.insert(
+        "params".into(),
+        toml::Value::Table(
+            toml::from_str(&format!(
+                "[mta_sts]\nport = {}\ntimeout = \"2s\"\nca_files = [\"../ca.pem\"]\n",
+                policies.port()
+            ))
+            .expect("params"),
+        ),
+    );
+    std::fs::write(
+        dir.join("plugins/preflight.toml"),
+        toml::to_string(&doc).expect("toml"),
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("audit.toml"), "plugin_dirs = [\"plugins\"]\n").expect("config");
+    let config = dir.join("audit.toml");
+    let config = config.to_str().expect("utf-8");
+    let run = |domain: &'static str| {
+        let server = &server;
+        async move {
+            preflight(
+                server,
+                &[domain, "--config", config, "--allow-target", "127.0.0.0/8"],
+            )
+            .await
+        }
+    };
+    let line = |v: &Value, code: &str| -> Value {
+        v["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .find(|l| l["code"] == code)
+            .cloned()
+            .unwrap_or_else(|| panic!("{code} in {:?}", lines(v)))
+    };
+
+    let (code, v) = run("stsblock.test").await;
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["verdict"], "NO-GO");
+    assert_eq!(
+        v["blockers"],
+        1,
+        "the policy is the only blocker: {:?}",
+        lines(&v)
+    );
+    let blocker = line(&v, "preflight.mta_sts_blocks_move");
+    assert_eq!(blocker["status"], "BLOCKER");
+    assert_eq!(blocker["subject"], "mta-sts.stsblock.test");
+    assert!(
+        blocker["title"]
+            .as_str()
+            .expect("title")
+            .contains("stsblock-test.mail.protection.outlook.com"),
+        "{blocker:#}"
+    );
+    assert!(
+        blocker["remediation"]
+            .as_str()
+            .expect("remediation")
+            .contains("mx: *.mail.protection.outlook.com"),
+        "{blocker:#}"
+    );
+
+    let (code, v) = run("ststesting.test").await;
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(line(&v, "preflight.mta_sts_update")["status"], "WARN");
+
+    let (code, v) = run("stsready.test").await;
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(line(&v, "preflight.mta_sts_ready")["status"], "OK");
+
+    let (_, v) = run("stsdown.test").await;
+    let down = line(&v, "preflight.mta_sts_unreadable");
+    assert_eq!(down["status"], "WARN");
+    assert!(
+        down["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("connection refused"),
+        "{down:#}"
+    );
+
+    // A domain without an MTA-STS record gets no MTA-STS line and no fetch.
+    let (_, v) = run("ready.test").await;
+    assert!(
+        !lines(&v)
+            .iter()
+            .any(|(_, c)| c.starts_with("preflight.mta_sts")),
+        "{:?}",
+        lines(&v)
+    );
+    assert_eq!(policies.requests().len(), 3, "{:?}", policies.requests());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -158,12 +158,13 @@ pub fn find_profile(config: &Config, id: &str) -> Result<Arc<Profile>> {
         })
 }
 
-/// The default budget of one (plugin, domain) task: a minute for DNS checks;
-/// fifteen when a selected engine connects to mail servers, whose greeting alone
-/// may take five minutes (RFC 5321 §4.5.3.2) on every MX address.
+/// The default budget of one (plugin, domain) task: a minute for DNS checks
+/// (and the MTA-STS fetch, bounded by its own 30 s); fifteen when a selected
+/// engine has long tasks, such as the SMTP probe, whose greeting alone may take
+/// five minutes (RFC 5321 §4.5.3.2) on every MX address.
 pub fn default_task_timeout(plugins: &[Plugin]) -> Duration {
-    let connects = plugins.iter().any(|p| p.check.connects());
-    Duration::from_secs(if connects { 15 * 60 } else { 60 })
+    let long = plugins.iter().any(|p| p.check.long_tasks());
+    Duration::from_secs(if long { 15 * 60 } else { 60 })
 }
 
 impl Plan {

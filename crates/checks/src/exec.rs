@@ -130,6 +130,7 @@ impl Engine for Exec {
     const OPEN_VARS: &'static [&'static str] = EXEC_VARS;
     // The program may connect anywhere: not part of `--dns-only`.
     const CONNECTS: bool = true;
+    const LONG_TASKS: bool = true;
     type Params = ExecParams;
 
     fn build(params: ExecParams, plugin: &PluginMeta) -> Result<Self, String> {

@@ -8,6 +8,7 @@ pub mod dmarc;
 pub mod dns_assert;
 pub mod dnsbl;
 pub mod exec;
+pub mod mta_sts;
 pub mod mx;
 pub mod preflight;
 pub mod ptr;
@@ -15,6 +16,7 @@ pub mod relay_config;
 pub mod resolve;
 pub mod smtp;
 pub mod spf;
+pub mod tlsrpt;
 
 use mxaudit_core::EngineEntry;
 
@@ -43,6 +45,8 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<dmarc::Dmarc>(),
     EngineEntry::of::<dnsbl::Dnsbl>(),
     EngineEntry::of::<dns_assert::DnsAssert>(),
+    EngineEntry::of::<mta_sts::MtaSts>(),
+    EngineEntry::of::<tlsrpt::TlsRpt>(),
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
     EngineEntry::of::<smtp::Smtp>(),

@@ -31,6 +31,9 @@ pub struct PreflightParams {
     /// Above this TTL, advise lowering it before the change.
     #[serde(default = "default_ttl_advice", with = "humantime_serde")]
     pub ttl_advice: Duration,
+    /// How the domain's MTA-STS policy is fetched (`[params.mta_sts]`).
+    #[serde(default)]
+    pub mta_sts: crate::mta_sts::PolicyFetchParams,
 }
 
 fn default_ttl_advice() -> Duration {
@@ -41,6 +44,7 @@ fn default_ttl_advice() -> Duration {
 #[derive(Debug)]
 pub struct Preflight {
     params: PreflightParams,
+    mta_sts: crate::mta_sts::fetch::FetchOptions,
 }
 
 fn human(secs: u32) -> String {
@@ -85,6 +89,23 @@ impl Engine for Preflight {
         CodeSpec {
             code: "preflight.bypass_host",
             vars: &["host", "preference", "provider_host", "provider_preference"],
+        },
+        // RFC 8461: an existing MTA-STS policy must allow the provider's host.
+        CodeSpec {
+            code: "preflight.mta_sts_ready",
+            vars: &["url", "mode", "patterns", "provider", "suggested"],
+        },
+        CodeSpec {
+            code: "preflight.mta_sts_blocks_move",
+            vars: &["url", "mode", "patterns", "provider", "suggested"],
+        },
+        CodeSpec {
+            code: "preflight.mta_sts_update",
+            vars: &["url", "mode", "patterns", "provider", "suggested"],
+        },
+        CodeSpec {
+            code: "preflight.mta_sts_unreadable",
+            vars: &["url", "reason", "provider", "suggested"],
         },
         CodeSpec {
             code: "preflight.spf_ready",
@@ -134,8 +155,9 @@ impl Engine for Preflight {
     ];
     type Params = PreflightParams;
 
-    fn build(params: PreflightParams, _plugin: &PluginMeta) -> Result<Self, String> {
-        Ok(Preflight { params })
+    fn build(params: PreflightParams, plugin: &PluginMeta) -> Result<Self, String> {
+        let mta_sts = params.mta_sts.options(plugin)?;
+        Ok(Preflight { params, mta_sts })
     }
 
     async fn run(&self, target: &Target, cx: &CheckCx) -> CheckReport {
@@ -316,6 +338,17 @@ impl Engine for Preflight {
                 );
             }
         }
+
+        // MTA-STS: senders that enforce a policy refuse an MX it does not list.
+        crate::mta_sts::preflight::provider_line(
+            domain,
+            profile,
+            target_host.as_deref(),
+            &self.mta_sts,
+            cx,
+            &mut report,
+        )
+        .await;
 
         // SPF: the provider's include in the record (seed 004), and the DNS
         // lookups the record will need (RFC 7208 §4.6.4: more than 10 is a permerror).

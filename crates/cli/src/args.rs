@@ -320,7 +320,8 @@ pub struct AuditArgs {
     /// A directory of your own plugin manifests (repeatable).
     #[arg(long = "plugins-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Extra trusted CA certificates (PEM) for the SMTP probe, for private PKIs (repeatable).
+    /// Extra trusted CA certificates (PEM) for the SMTP probe and the MTA-STS
+    /// policy fetch, for private PKIs (repeatable).
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
     /// Treat addresses in this range as ordinary public addresses (repeatable).

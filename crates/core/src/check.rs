@@ -253,6 +253,10 @@ pub trait Engine: Sized + Send + Sync + 'static {
     /// True when the engine connects to anything but DNS (SMTP probes, external
     /// programs): `--dns-only` leaves such plugins out.
     const CONNECTS: bool = false;
+    /// True when one task may take minutes (an SMTP greeting may be held for
+    /// five, RFC 5321 §4.5.3.2.1; an external program): runs that select such
+    /// an engine get a longer default task budget.
+    const LONG_TASKS: bool = false;
     /// The `[params]` table; `#[serde(deny_unknown_fields)]`.
     type Params: DeserializeOwned;
     /// Validates parameters and builds the engine. Pure: no I/O (style rule 2).
@@ -290,6 +294,8 @@ pub trait Check: Send + Sync {
     fn emitted_codes(&self) -> Vec<&'static str>;
     /// Whether the engine connects to anything but DNS ([`Engine::CONNECTS`]).
     fn connects(&self) -> bool;
+    /// Whether one task may take minutes ([`Engine::LONG_TASKS`]).
+    fn long_tasks(&self) -> bool;
     /// [`Engine::blocklist`].
     fn blocklist(&self) -> Option<&dyn Blocklist>;
     /// [`Engine::smtp_prober`].
@@ -314,6 +320,9 @@ impl<E: Engine> Check for Adapter<E> {
     }
     fn connects(&self) -> bool {
         E::CONNECTS
+    }
+    fn long_tasks(&self) -> bool {
+        E::LONG_TASKS
     }
     fn blocklist(&self) -> Option<&dyn Blocklist> {
         self.engine.blocklist()

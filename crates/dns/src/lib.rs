@@ -324,7 +324,9 @@ impl Dns {
     /// A result derived from answers (e.g. a domain's MX hosts with their
     /// addresses), computed once per run for `key` and type `T`, however many
     /// checks ask for it; concurrent askers wait for the first one. `compute`
-    /// must depend only on DNS answers (through this client) and `key`.
+    /// must depend only on the run's inputs: DNS answers (through this
+    /// client), `key`, and what the run fetches once for all its checks (a
+    /// domain's MTA-STS policy: the key then names the fetch options).
     pub async fn derived<T, F, Fut>(&self, key: &str, compute: F) -> Arc<T>
     where
         T: Send + Sync + 'static,

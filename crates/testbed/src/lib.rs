@@ -2,7 +2,8 @@
 //!
 //! `dns`: an authoritative DNS server (hickory-server) on 127.0.0.1 serving zone
 //! files, with SERVFAIL, REFUSED, timeouts and truncation on demand; every
-//! world also has the public blocklists (`blocklists`).
+//! world also has the public blocklists (`blocklists`). `policy`: an HTTPS
+//! server for MTA-STS policy hosts, well-behaved or hostile.
 
 #![deny(missing_docs)]
 
@@ -10,6 +11,7 @@ pub mod blocklists;
 pub mod certs;
 pub mod demo;
 pub mod dns;
+pub mod policy;
 pub mod scripted;
 pub mod smtp;
 

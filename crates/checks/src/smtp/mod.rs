@@ -306,6 +306,7 @@ impl Engine for Smtp {
         },
     ];
     const CONNECTS: bool = true;
+    const LONG_TASKS: bool = true;
     type Params = SmtpOptions;
 
     fn build(mut options: SmtpOptions, plugin: &PluginMeta) -> Result<Self, String> {

@@ -11,7 +11,9 @@ pub mod certs;
 pub mod demo;
 pub mod dns;
 pub mod scripted;
+pub mod signed;
 pub mod smtp;
+mod zones;
 
 pub use dns::{DnsServer, Fault, ZoneText};
 pub use scripted::{ScriptedDns, ScriptedRecord, ScriptedZone};

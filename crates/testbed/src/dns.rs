@@ -39,6 +39,9 @@ pub enum Fault {
     /// of the query is ignored, so no RRSIG, NSEC or NSEC3 comes back (RFC 3225
     /// §3); DNSKEY and DS still answer when asked for by type.
     StripDnssec,
+    /// Answer SERVFAIL unless the query sets CD (checking disabled), as a
+    /// validating resolver does for data that fails validation (RFC 4035 §3.2.2).
+    ServFailUnlessCd,
 }
 
 impl Fault {
@@ -50,6 +53,7 @@ impl Fault {
             "truncate" => Some(Fault::Truncate),
             "late" => Some(Fault::Late),
             "strip-dnssec" => Some(Fault::StripDnssec),
+            "servfail-unless-cd" => Some(Fault::ServFailUnlessCd),
             _ => None,
         }
     }
@@ -388,6 +392,12 @@ impl RequestHandler for LabHandler {
                 q == *suffix || q.ends_with(&format!(".{suffix}"))
             })
             .map(|(_, f)| *f);
+        // A validating resolver's view: SERVFAIL, unless CD asks for the data.
+        let fault = match fault {
+            Some(Fault::ServFailUnlessCd) if request.metadata.checking_disabled => None,
+            Some(Fault::ServFailUnlessCd) => Some(Fault::ServFail),
+            other => other,
+        };
         match fault {
             Some(Fault::ServFail) | Some(Fault::Refused) => {
                 let code = if fault == Some(Fault::ServFail) {
@@ -432,7 +442,7 @@ impl RequestHandler for LabHandler {
                         .await;
                 }
             }
-            Some(Fault::Truncate) | None => {}
+            Some(Fault::Truncate) | Some(Fault::ServFailUnlessCd) | None => {}
         }
         let zones = lab.catalog.read().await.clone();
         zones

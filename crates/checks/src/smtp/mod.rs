@@ -15,6 +15,7 @@
 //! and domains of the process, with a pause between sessions.
 
 pub mod cert;
+pub mod chain;
 pub mod observe;
 pub mod probe;
 pub mod relay;
@@ -643,7 +644,12 @@ static LAST_SESSION: OnceLock<Mutex<HashMap<SocketAddr, PaceSlot>>> = OnceLock::
 
 /// Runs `f` when no other session to `peer` runs and `delay` has passed since
 /// the last one ended; `None` when `deadline` came first.
-async fn paced<F, Fut, T>(peer: SocketAddr, delay: Duration, deadline: Instant, f: F) -> Option<T>
+pub(crate) async fn paced<F, Fut, T>(
+    peer: SocketAddr,
+    delay: Duration,
+    deadline: Instant,
+    f: F,
+) -> Option<T>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = T>,

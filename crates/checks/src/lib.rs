@@ -4,9 +4,11 @@
 #![deny(missing_docs)]
 
 pub mod address;
+pub mod dane;
 pub mod dmarc;
 pub mod dns_assert;
 pub mod dnsbl;
+pub mod dnssec;
 pub mod exec;
 pub mod mx;
 pub mod preflight;
@@ -29,6 +31,8 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<exec::Exec>(),
     EngineEntry::of::<preflight::Preflight>(),
     EngineEntry::of::<smtp::Smtp>(),
+    EngineEntry::of::<dnssec::Dnssec>(),
+    EngineEntry::of::<dane::Dane>(),
 ];
 
 /// `("builtin:plugins/<stem>.toml", <text>)`, compiled in.
@@ -63,4 +67,6 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("dkim-microsoft365-selector2"),
     manifest!("preflight"),
     manifest!("smtp"),
+    manifest!("dnssec"),
+    manifest!("dane"),
 ];

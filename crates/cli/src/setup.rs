@@ -161,9 +161,33 @@ pub fn dns(args: &DnsArgs, config: &Config) -> Result<Dns, Failure> {
             .or(config.resolver.attempts)
             .unwrap_or(defaults.attempts),
         concurrency: config.resolver.concurrency.unwrap_or(defaults.concurrency),
+        // Relative to the configuration file, like its other paths.
+        trust_anchor: match &config.resolver.trust_anchor {
+            Some(file) => mxaudit_dns::TrustAnchor::File(
+                std::path::Path::new(&config.path)
+                    .parent()
+                    .unwrap_or(std::path::Path::new(""))
+                    .join(file),
+            ),
+            None => mxaudit_dns::TrustAnchor::IanaRoot,
+        },
         ..defaults
     };
-    Dns::new(&cfg).map_err(failed)
+    Dns::new(&cfg).map_err(|e| match e {
+        mxaudit_dns::DnsSetupError::TrustAnchor(e) => {
+            usage(anyhow!("{}: resolver.trust_anchor: {e}", config.path))
+        }
+        e => failed(e),
+    })
+}
+
+/// Says once, after a run, why DNSSEC could not be validated (a resolver
+/// that strips DNSSEC, a trust anchor that matches nothing): a problem of the
+/// run, not of each domain, whose `dnssec`/`dane` checks show `error`.
+pub fn warn_dnssec_unavailable(dns: &mxaudit_dns::Dns) {
+    if let Some(problem) = dns.dnssec_unavailable() {
+        eprintln!("mxaudit: warning: DNSSEC not validated in this run: {problem}");
+    }
 }
 
 /// The address policy: `--allow-target` plus the configuration's `allow_targets`.

@@ -160,6 +160,7 @@ pub async fn execute(args: &AuditArgs, config: &Config) -> Result<u8, Failure> {
     for warning in &chunks.warnings {
         eprintln!("mxaudit: {warning}");
     }
+    setup::warn_dnssec_unavailable(&dns);
     if audited == 0 {
         return Err(usage(anyhow!(
             "no domain to audit{}",

@@ -237,6 +237,7 @@ pub async fn execute(
     };
     store.begin_run(&meta).await.map_err(failed)?;
     let out = runner::run(&plugins, &targets, &dns, policy, &opts).await;
+    setup::warn_dnssec_unavailable(&dns);
     let dns_queries = dns.stats().queries;
     let events = store
         .diff(&domains, &out.findings, &out.checks)

@@ -740,3 +740,150 @@ async fn dane_engine_mixed_records_and_a_usage_1_record() {
     assert_eq!(server.sessions().len(), 2, "the usable record was checked");
     assert_eq!(status(&out, "mixed.test", "dane").0, CheckStatus::Fail);
 }
+
+// ---------------------------------------------------------------------------
+// The binary: `[resolver] trust_anchor`, and the run-level warning said once.
+
+/// A configuration in `dir` whose trust anchor is the world's root key.
+fn config_with_anchor(dir: &std::path::Path, anchor: &str) -> PathBuf {
+    std::fs::write(dir.join("root.key"), anchor).expect("anchor");
+    let config = dir.join("audit.toml");
+    std::fs::write(
+        &config,
+        "[resolver]\ntimeout = \"800ms\"\ntrust_anchor = \"root.key\"\n",
+    )
+    .expect("config");
+    config
+}
+
+async fn mxaudit(args: Vec<String>) -> std::process::Output {
+    // The testbed answers on this runtime: run the binary off it.
+    tokio::task::spawn_blocking(move || {
+        crate::support::mxaudit()
+            .args(&args)
+            .output()
+            .expect("mxaudit runs")
+    })
+    .await
+    .expect("joined")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn cli_reads_the_trust_anchor_from_the_configuration() {
+    let world = world(standard_domains("", ""));
+    let dir = scratch("cli");
+    let config = config_with_anchor(&dir, world.trust_anchor());
+    let server = world.serve().await.expect("serves");
+    let ns = server.addr().to_string();
+    let out = mxaudit(args(&[
+        "audit",
+        "good.test",
+        "expired.test",
+        "plain.test",
+        "--nameserver",
+        &ns,
+        "--plugins",
+        "dnssec",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "critical finding: {stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
+    let found: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["domain"].as_str().unwrap_or_default().to_owned(),
+                f["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("expired.test".to_owned(), "dnssec.bogus".to_owned()),
+            ("plain.test".to_owned(), "dnssec.unsigned".to_owned())
+        ]
+    );
+    assert!(!stderr.contains("DNSSEC not validated"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn cli_says_once_that_the_resolver_strips_dnssec() {
+    let world = world(standard_domains("", ""));
+    let dir = scratch("cli-strip");
+    let config = config_with_anchor(&dir, world.trust_anchor());
+    let server = world.serve().await.expect("serves");
+    server.set_fault(".", Fault::StripDnssec);
+    server.set_fault("test", Fault::StripDnssec);
+    let ns = server.addr().to_string();
+    let out = mxaudit(args(&[
+        "audit",
+        "good.test",
+        "expired.test",
+        "plain.test",
+        "--nameserver",
+        &ns,
+        "--plugins",
+        "dnssec",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "no finding: {stderr}");
+    assert_eq!(
+        stderr.matches("DNSSEC not validated in this run").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("strips DNSSEC"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("json");
+    assert_eq!(report["findings"].as_array().map(Vec::len), Some(0));
+    let statuses: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, vec!["error", "error", "error"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn cli_rejects_an_unusable_trust_anchor_file() {
+    let dir = scratch("cli-bad-anchor");
+    let config = dir.join("audit.toml");
+    std::fs::write(&config, "[resolver]\ntrust_anchor = \"missing.key\"\n").expect("config");
+    let out = mxaudit(args(&[
+        "audit",
+        "example.test",
+        "--nameserver",
+        "127.0.0.1:9",
+        "--config",
+        config.to_str().expect("utf8"),
+    ]))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("resolver.trust_anchor") && stderr.contains("missing.key"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

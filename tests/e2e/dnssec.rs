@@ -228,8 +228,7 @@ async fn a_resolver_that_strips_dnssec_is_a_run_problem() {
         .dns
         .query_validated(&name("good.test"), RType::Mx)
         .await
-        .err()
-        .expect("stripping resolver detected");
+        .expect_err("stripping resolver detected");
     let text = err.to_string();
     assert!(
         text.contains("strips DNSSEC") && text.contains("no RRSIG"),
@@ -256,8 +255,7 @@ async fn a_wrong_trust_anchor_is_a_run_problem() {
     let err = dns
         .query_validated(&name("good.test"), RType::Mx)
         .await
-        .err()
-        .expect("anchor mismatch");
+        .expect_err("anchor mismatch");
     assert!(
         err.to_string()
             .contains("matches the trust anchor (IANA root KSKs"),

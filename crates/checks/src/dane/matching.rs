@@ -212,7 +212,12 @@ mod tests {
                 let data = association(ee, selector, matching).expect("association");
                 let good = rec(3, selector, matching, data);
                 assert_eq!(
-                    match_chain(&[good.clone()], &cert.chain, "mx.example.test", now()),
+                    match_chain(
+                        std::slice::from_ref(&good),
+                        &cert.chain,
+                        "mx.example.test",
+                        now()
+                    ),
                     vec![Verdict::Matches(0)],
                     "3 {selector} {matching}"
                 );
@@ -264,7 +269,12 @@ mod tests {
         let ta = association(ca.der().as_ref(), 1, 1).expect("ta");
         let record = rec(2, 1, 1, ta.clone());
         assert_eq!(
-            match_chain(&[record.clone()], &good.chain, "mx.example.test", now()),
+            match_chain(
+                std::slice::from_ref(&record),
+                &good.chain,
+                "mx.example.test",
+                now()
+            ),
             vec![Verdict::Matches(1)]
         );
         // Full certificate, SHA-512.
@@ -274,7 +284,13 @@ mod tests {
             vec![Verdict::Matches(1)]
         );
         // The anchor matches, but the certificate names another host.
-        match &match_chain(&[record.clone()], &good.chain, "mx.other.test", now())[..] {
+        match &match_chain(
+            std::slice::from_ref(&record),
+            &good.chain,
+            "mx.other.test",
+            now(),
+        )[..]
+        {
             [Verdict::ChainInvalid { anchor: 1, reason }] => {
                 assert!(reason.contains("not valid for name"), "{reason}")
             }
@@ -284,7 +300,13 @@ mod tests {
         let expired = ca
             .issue(&["mx.example.test"], Validity::Expired)
             .expect("cert");
-        match &match_chain(&[record.clone()], &expired.chain, "mx.example.test", now())[..] {
+        match &match_chain(
+            std::slice::from_ref(&record),
+            &expired.chain,
+            "mx.example.test",
+            now(),
+        )[..]
+        {
             [Verdict::ChainInvalid { reason, .. }] => {
                 assert!(reason.contains("expired"), "{reason}")
             }
@@ -293,7 +315,12 @@ mod tests {
         // The server omits the anchor: no match (RFC 7671 §5.2.2).
         let alone = vec![good.chain[0].clone()];
         assert_eq!(
-            match_chain(&[record.clone()], &alone, "mx.example.test", now()),
+            match_chain(
+                std::slice::from_ref(&record),
+                &alone,
+                "mx.example.test",
+                now()
+            ),
             vec![Verdict::NoMatch]
         );
         // Another CA's chain.

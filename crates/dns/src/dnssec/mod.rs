@@ -472,7 +472,7 @@ mod tests {
         let mut a = HickoryRecord::from_rdata(
             Name::root(),
             60,
-            hickory_resolver::proto::rr::RData::A([192, 0, 2, 1].into()),
+            hickory_resolver::proto::rr::RData::A(std::net::Ipv4Addr::new(198, 51, 100, 1).into()),
         );
         a.proof = Proof::Secure;
         let mut b = a.clone();

@@ -202,11 +202,7 @@ async fn validation_over_udp() {
 #[tokio::test]
 async fn validation_over_tcp() {
     // Every UDP answer truncated: the whole chain is fetched over TCP.
-    let s = serve(
-        world(standard_domains("", "")),
-        &[(".", Fault::Truncate), ("test", Fault::Truncate)],
-    )
-    .await;
+    let s = serve(world(standard_domains("", "")), &[(".", Fault::Truncate)]).await;
     assert_standard_world(&s.dns).await;
     // Each UDP question was answered with TC and asked again over TCP.
     assert!(s.server.tcp_query_count() > 10, "TCP used");
@@ -221,7 +217,7 @@ async fn validation_over_tcp() {
 async fn a_resolver_that_strips_dnssec_is_a_run_problem() {
     let s = serve(
         world(standard_domains("", "")),
-        &[(".", Fault::StripDnssec), ("test", Fault::StripDnssec)],
+        &[(".", Fault::StripDnssec)],
     )
     .await;
     let err = s
@@ -427,11 +423,7 @@ async fn dnssec_engine_reports_bogus_and_unsigned_domains() {
 
 #[tokio::test]
 async fn dnssec_engine_over_tcp() {
-    let s = serve(
-        world(standard_domains("", "")),
-        &[(".", Fault::Truncate), ("test", Fault::Truncate)],
-    )
-    .await;
+    let s = serve(world(standard_domains("", "")), &[(".", Fault::Truncate)]).await;
     let out = run(
         &[plugin("dnssec", "")],
         &["good.test", "expired.test", "plain.test"],
@@ -448,7 +440,7 @@ async fn dnssec_engine_over_tcp() {
 async fn dnssec_engine_through_a_stripping_resolver_decides_nothing() {
     let s = serve(
         world(standard_domains("", "")),
-        &[(".", Fault::StripDnssec), ("test", Fault::StripDnssec)],
+        &[(".", Fault::StripDnssec)],
     )
     .await;
     let out = run(
@@ -825,7 +817,6 @@ async fn cli_says_once_that_the_resolver_strips_dnssec() {
     let config = config_with_anchor(&dir, world.trust_anchor());
     let server = world.serve().await.expect("serves");
     server.set_fault(".", Fault::StripDnssec);
-    server.set_fault("test", Fault::StripDnssec);
     let ns = server.addr().to_string();
     let out = mxaudit(args(&[
         "audit",

@@ -389,7 +389,7 @@ impl RequestHandler for LabHandler {
             .iter()
             .find(|(suffix, _)| {
                 let q = fqdn(&qname);
-                q == *suffix || q.ends_with(&format!(".{suffix}"))
+                suffix == "." || q == *suffix || q.ends_with(&format!(".{suffix}"))
             })
             .map(|(_, f)| *f);
         // A validating resolver's view: SERVFAIL, unless CD asks for the data.

@@ -13,6 +13,10 @@ mod dns;
 /// RFC 5782 §5 self-test, error codes, IPv6, rate limits, one query per
 /// (address, list) in a 1,000-domain run, and `mxaudit dnsbl`'s library call.
 mod dnsbl;
+/// DNSSEC and DANE: a signed testbed world (good, expired signatures, wrong DS,
+/// unsigned) over UDP and TCP, a resolver that strips DNSSEC, and the `dnssec`
+/// and `dane` engines against scripted SMTP servers and their TLSA records.
+mod dnssec;
 /// Reading bounces: DSNs, NDR texts, malformed input, --audit.
 mod explain;
 /// The mx, address, ptr and dmarc checks against the demo world.

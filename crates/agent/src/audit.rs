@@ -119,6 +119,7 @@ pub async fn audit(plan: &Plan, req: AuditRequest) -> Result<AuditOutcome> {
     if let Some(e) = failure {
         return Err(e);
     }
+    Plan::warn_dnssec_unavailable(&dns);
     if outcome.domains == 0 {
         return Err(AgentError::Usage(format!(
             "no domain to audit{}",

@@ -273,7 +273,25 @@ impl Plan {
 
     /// The DNS client of one run (its question cache lives as long as it does).
     pub fn dns_client(&self) -> Result<Dns> {
-        Dns::new(&self.dns).map_err(AgentError::failed)
+        Dns::new(&self.dns).map_err(|e| match e {
+            mxaudit_dns::DnsSetupError::TrustAnchor(e) => AgentError::Usage(format!(
+                "{}: resolver.trust_anchor: {e}",
+                self.config_path
+                    .as_deref()
+                    .unwrap_or(Path::new("audit.toml"))
+                    .display()
+            )),
+            e => AgentError::failed(e),
+        })
+    }
+
+    /// Says once, after a run, why DNSSEC could not be validated (a resolver
+    /// that strips DNSSEC, a trust anchor that matches nothing): a problem of
+    /// the run, not of each domain, whose `dnssec`/`dane` checks show `error`.
+    pub fn warn_dnssec_unavailable(dns: &Dns) {
+        if let Some(problem) = dns.dnssec_unavailable() {
+            tracing::warn!("DNSSEC not validated in this run: {problem}");
+        }
     }
 
     /// The directory relative paths of the configuration are taken from.
@@ -325,6 +343,16 @@ pub fn dns_config(overrides: &Overrides, config: &Config) -> Result<DnsConfig> {
             .or(config.resolver.attempts)
             .unwrap_or(defaults.attempts),
         concurrency: config.resolver.concurrency.unwrap_or(defaults.concurrency),
+        // Relative to the configuration file, like its other paths.
+        trust_anchor: match &config.resolver.trust_anchor {
+            Some(file) => mxaudit_dns::TrustAnchor::File(
+                Path::new(&config.path)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .join(file),
+            ),
+            None => mxaudit_dns::TrustAnchor::IanaRoot,
+        },
         ..defaults
     })
 }

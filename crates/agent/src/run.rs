@@ -146,6 +146,7 @@ pub async fn run_once(
         &plan.options,
     )
     .await;
+    Plan::warn_dnssec_unavailable(&dns);
     let events = history
         .diff(&domains, &out.findings, &out.checks)
         .await

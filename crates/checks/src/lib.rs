@@ -4,9 +4,11 @@
 #![deny(missing_docs)]
 
 pub mod address;
+pub mod dane;
 pub mod dmarc;
 pub mod dns_assert;
 pub mod dnsbl;
+pub mod dnssec;
 pub mod exec;
 pub mod mta_sts;
 pub mod mx;
@@ -51,6 +53,8 @@ pub static ENGINES: &[EngineEntry] = &[
     EngineEntry::of::<preflight::Preflight>(),
     EngineEntry::of::<smtp::Smtp>(),
     EngineEntry::of::<relay_config::RelayConfig>(),
+    EngineEntry::of::<dnssec::Dnssec>(),
+    EngineEntry::of::<dane::Dane>(),
 ];
 
 /// `("builtin:plugins/<stem>.toml", <text>)`, compiled in.
@@ -86,4 +90,6 @@ pub static BUILTIN_MANIFESTS: &[(&str, &str)] = &[
     manifest!("preflight"),
     manifest!("smtp"),
     manifest!("relay-config"),
+    manifest!("dnssec"),
+    manifest!("dane"),
 ];

@@ -270,6 +270,11 @@ pub struct ResolverSection {
     /// Questions in flight at once.
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// DNSSEC trust anchor for the `dnssec` and `dane` checks: a file of
+    /// DNSKEY records (relative to the configuration file). Default: the IANA
+    /// root keys.
+    #[serde(default)]
+    pub trust_anchor: Option<String>,
 }
 
 /// `[checks]`.

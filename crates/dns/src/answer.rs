@@ -107,6 +107,17 @@ pub enum Rdata {
         /// Negative-caching TTL (RFC 2308 §4).
         minimum: u32,
     },
+    /// TLS association (RFC 6698 §2.1), the fields as published.
+    Tlsa {
+        /// Certificate usage (0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE).
+        usage: u8,
+        /// Selector (0 full certificate, 1 SubjectPublicKeyInfo).
+        selector: u8,
+        /// Matching type (0 exact, 1 SHA-256, 2 SHA-512).
+        matching: u8,
+        /// Certificate association data.
+        data: Vec<u8>,
+    },
     /// Any other type, in presentation format.
     Other {
         /// The record type.
@@ -128,6 +139,7 @@ impl Rdata {
             Rdata::Cname(_) => RType::Cname,
             Rdata::Ns(_) => RType::Ns,
             Rdata::Soa { .. } => RType::Soa,
+            Rdata::Tlsa { .. } => RType::Tlsa,
             Rdata::Other { rtype, .. } => rtype.parse().unwrap_or(RType::Other),
         }
     }
@@ -166,6 +178,16 @@ impl fmt::Display for Rdata {
             }
             Rdata::Ptr(n) | Rdata::Cname(n) | Rdata::Ns(n) => f.write_str(n),
             Rdata::Soa { mname, minimum } => write!(f, "{mname} (minimum {minimum})"),
+            Rdata::Tlsa {
+                usage,
+                selector,
+                matching,
+                data,
+            } => {
+                // RFC 6698 §2.2: the data as hexadecimal (upper case, as hickory writes it).
+                write!(f, "{usage} {selector} {matching} ")?;
+                data.iter().try_for_each(|b| write!(f, "{b:02X}"))
+            }
             Rdata::Other { text, .. } => f.write_str(text),
         }
     }

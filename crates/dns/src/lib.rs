@@ -10,6 +10,7 @@
 mod answer;
 mod cache;
 mod derived;
+mod dnssec;
 mod multiplex;
 mod name;
 mod transport;
@@ -30,6 +31,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use tokio::sync::Semaphore;
 
 pub use answer::{Answer, LookupFailure, Rdata, Record, RecordSet};
+pub use dnssec::{DnssecUnavailable, Security, TrustAnchor, TrustAnchorError, ValidatedAnswer};
 pub use name::{DomainName, NameError, reverse_labels, reverse_name};
 
 use cache::QuestionCache;
@@ -145,6 +147,8 @@ pub struct DnsConfig {
     /// Names remembered at most, with the answers of every type asked about
     /// them (shared names stay; see `cache.rs`).
     pub cache_capacity: usize,
+    /// The DNSSEC trust anchor of [`Dns::query_validated`].
+    pub trust_anchor: TrustAnchor,
 }
 
 impl Default for DnsConfig {
@@ -155,6 +159,7 @@ impl Default for DnsConfig {
             attempts: 1,
             concurrency: 256,
             cache_capacity: 100_000,
+            trust_anchor: TrustAnchor::IanaRoot,
         }
     }
 }
@@ -172,6 +177,9 @@ pub enum DnsSetupError {
     /// No nameserver is configured.
     #[error("no nameserver configured (give --nameserver IP[:PORT])")]
     NoNameserver,
+    /// The DNSSEC trust anchor file cannot be used.
+    #[error(transparent)]
+    TrustAnchor(#[from] TrustAnchorError),
 }
 
 /// Counters of one run, for tests, benchmarks and metrics.
@@ -197,6 +205,8 @@ struct Inner {
     limit: Semaphore,
     cache: QuestionCache,
     derived: DerivedCache,
+    /// The validating path, built on the first validated question (dnssec/).
+    validation: dnssec::Validation,
     queries: AtomicU64,
     shared: AtomicU64,
 }
@@ -213,6 +223,7 @@ impl Dns {
     /// Builds the resolver. Does no I/O beyond reading the system configuration
     /// when no nameserver is given.
     pub fn new(config: &DnsConfig) -> Result<Dns, DnsSetupError> {
+        let anchors = dnssec::Anchors::load(&config.trust_anchor)?;
         let mut opts = ResolverOpts::default();
         opts.timeout = config.timeout;
         opts.attempts = config.attempts;
@@ -260,11 +271,18 @@ impl Dns {
         // The pooled sockets keep their first port anyway: let the kernel pick
         // it rather than hickory's random tries (which may collide).
         opts.os_port_selection = reuse;
-        let resolver =
-            Resolver::builder_with_config(resolver_config, PooledUdpProvider::new(reuse))
-                .with_options(opts)
-                .build()
-                .map_err(|e| DnsSetupError::Build(e.to_string()))?;
+        let provider = PooledUdpProvider::new(reuse);
+        let validation = dnssec::Validation::new(
+            resolver_config.name_servers().to_vec(),
+            opts.clone(),
+            provider.clone(),
+            anchors,
+            config.cache_capacity,
+        );
+        let resolver = Resolver::builder_with_config(resolver_config, provider)
+            .with_options(opts)
+            .build()
+            .map_err(|e| DnsSetupError::Build(e.to_string()))?;
         let multiplexed = match config.nameservers.as_slice() {
             [one] if one.ip().is_loopback() => {
                 Some(MultiplexedUdp::new(*one, config.timeout, config.attempts))
@@ -279,6 +297,7 @@ impl Dns {
                 limit: Semaphore::new(config.concurrency.max(1)),
                 cache: QuestionCache::with_capacity(config.cache_capacity),
                 derived: DerivedCache::with_capacity(config.cache_capacity),
+                validation,
                 queries: AtomicU64::new(0),
                 shared: AtomicU64::new(0),
             }),
@@ -319,6 +338,31 @@ impl Dns {
             self.inner.shared.fetch_add(1, Ordering::Relaxed);
         }
         answer
+    }
+
+    /// Asks `(name, rtype)` with DNSSEC validation from the configured trust
+    /// anchor, once per run, and says whether the answer is secure, insecure,
+    /// bogus (with the broken link) or indeterminate. The validating client is
+    /// built, and the resolver probed for DNSSEC support, on the first call;
+    /// when the resolver cannot carry DNSSEC, every call returns that one
+    /// run-level problem (also kept in [`Dns::dnssec_unavailable`]).
+    pub async fn query_validated(
+        &self,
+        name: &DomainName,
+        rtype: RType,
+    ) -> Result<Arc<ValidatedAnswer>, Arc<DnssecUnavailable>> {
+        let Ok(_permit) = self.inner.limit.acquire().await else {
+            return Err(Arc::new(DnssecUnavailable::Build(
+                "DNS client shut down".to_owned(),
+            )));
+        };
+        self.inner.validation.query(name, rtype).await
+    }
+
+    /// Why this run cannot validate DNSSEC, once a validated question has
+    /// found out; for the pipeline to report once.
+    pub fn dnssec_unavailable(&self) -> Option<Arc<DnssecUnavailable>> {
+        self.inner.validation.unavailable()
     }
 
     /// A result derived from answers (e.g. a domain's MX hosts with their
@@ -403,11 +447,7 @@ fn from_records(
 fn from_reply(reply: Reply, rtype: RType) -> Answer {
     match reply {
         Reply::Message(m) => {
-            // RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM).
-            let negative_ttl = m.authorities.iter().find_map(|r| match &r.data {
-                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
-                _ => None,
-            });
+            let negative_ttl = negative_ttl(&m.authorities);
             if m.metadata.response_code == ResponseCode::NXDomain {
                 return Answer::NxDomain { negative_ttl };
             }
@@ -419,6 +459,14 @@ fn from_reply(reply: Reply, rtype: RType) -> Answer {
         Reply::Timeout => Answer::Failed(LookupFailure::Timeout),
         Reply::Io(e) => Answer::Failed(LookupFailure::Unreachable(e)),
     }
+}
+
+/// RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM).
+fn negative_ttl(authorities: &[hickory_resolver::proto::rr::Record]) -> Option<u32> {
+    authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    })
 }
 
 fn classify(e: NetError) -> Answer {
@@ -477,6 +525,12 @@ fn convert(r: &hickory_resolver::proto::rr::Record) -> Option<Record> {
         RData::SOA(soa) => Rdata::Soa {
             mname: lower_fqdn(&soa.mname),
             minimum: soa.minimum,
+        },
+        RData::TLSA(t) => Rdata::Tlsa {
+            usage: u8::from(t.cert_usage),
+            selector: u8::from(t.selector),
+            matching: u8::from(t.matching),
+            data: t.cert_data.clone(),
         },
         other => Rdata::Other {
             rtype: other.record_type().to_string(),

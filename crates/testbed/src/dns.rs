@@ -11,17 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Metadata, ResponseCode};
-use hickory_proto::rr::{LowerName, Name};
-use hickory_proto::serialize::txt::Parser;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType};
+use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::RwLock;
 
 use crate::TestbedError;
+use crate::zones::{ZoneEntry, Zones, blocklists_for, unsigned_handler, without_dnssec_ok};
 
 /// A failure the server produces for every name at or below a given name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +35,13 @@ pub enum Fault {
     /// Answer correctly, but only after 1.5 s: past a short client timeout, so
     /// the answer arrives late on the client's socket.
     Late,
+    /// Answer as a resolver or middlebox that does not know DNSSEC: the DO bit
+    /// of the query is ignored, so no RRSIG, NSEC or NSEC3 comes back (RFC 3225
+    /// §3); DNSKEY and DS still answer when asked for by type.
+    StripDnssec,
+    /// Answer SERVFAIL unless the query sets CD (checking disabled), as a
+    /// validating resolver does for data that fails validation (RFC 4035 §3.2.2).
+    ServFailUnlessCd,
 }
 
 impl Fault {
@@ -47,6 +52,8 @@ impl Fault {
             "timeout" => Some(Fault::Timeout),
             "truncate" => Some(Fault::Truncate),
             "late" => Some(Fault::Late),
+            "strip-dnssec" => Some(Fault::StripDnssec),
+            "servfail-unless-cd" => Some(Fault::ServFailUnlessCd),
             _ => None,
         }
     }
@@ -71,7 +78,7 @@ struct QueryLog {
 }
 
 struct Lab {
-    catalog: RwLock<Arc<Catalog>>,
+    catalog: RwLock<Arc<Zones>>,
     faults: Mutex<Vec<(String, Fault)>>,
     log: QueryLog,
 }
@@ -133,7 +140,16 @@ impl DnsServer {
 
     /// Starts a server on `addr` (UDP and TCP on the same port; port 0 picks one).
     pub async fn start_on(zones: &[ZoneText], addr: SocketAddr) -> Result<DnsServer, TestbedError> {
-        let catalog = build_catalog(zones)?;
+        Self::start_handlers(zone_handlers(zones)?, addr).await
+    }
+
+    /// Starts a server on `addr` serving zone handlers built elsewhere (the
+    /// signed worlds of `signed.rs`).
+    pub(crate) async fn start_handlers(
+        handlers: Vec<ZoneEntry>,
+        addr: SocketAddr,
+    ) -> Result<DnsServer, TestbedError> {
+        let catalog = Zones::new(handlers);
         let lab = Arc::new(Lab {
             catalog: RwLock::new(Arc::new(catalog)),
             faults: Mutex::new(Vec::new()),
@@ -169,7 +185,7 @@ impl DnsServer {
 
     /// Serves these zones from now on, in place of the previous ones.
     pub async fn replace_zones(&self, zones: &[ZoneText]) -> Result<(), TestbedError> {
-        let catalog = build_catalog(zones)?;
+        let catalog = Zones::new(zone_handlers(zones)?);
         *self.lab.catalog.write().await = Arc::new(catalog);
         Ok(())
     }
@@ -238,7 +254,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-fn fqdn(name: &str) -> String {
+pub(crate) fn fqdn(name: &str) -> String {
     let mut s = name.to_ascii_lowercase();
     if !s.ends_with('.') {
         s.push('.');
@@ -246,46 +262,13 @@ fn fqdn(name: &str) -> String {
     s
 }
 
-fn build_catalog(zones: &[ZoneText]) -> Result<Catalog, TestbedError> {
-    let mut catalog = Catalog::new();
+fn zone_handlers(zones: &[ZoneText]) -> Result<Vec<ZoneEntry>, TestbedError> {
     // The public blocklists are part of every world, as they are part of the
     // Internet, unless the world brings that part itself: a zone of the same
     // name or of a parent (a world serving `spamhaus.org.` owns its subtree).
-    let lists: Vec<ZoneText> = crate::blocklists::zones()
-        .into_iter()
-        .filter(|l| {
-            let list = fqdn(&l.origin);
-            !zones.iter().any(|z| {
-                let world = fqdn(&z.origin);
-                world == "." || list == world || list.ends_with(&format!(".{world}"))
-            })
-        })
-        .collect();
-    for zone in zones.iter().chain(&lists) {
-        let origin = Name::from_ascii(&zone.origin).map_err(|e| TestbedError::Zone {
-            origin: zone.origin.clone(),
-            message: e.to_string(),
-        })?;
-        let (origin, records) = Parser::new(&zone.text, None, Some(origin))
-            .parse()
-            .map_err(|e| TestbedError::Zone {
-                origin: zone.origin.clone(),
-                message: e.to_string(),
-            })?;
-        let handler =
-            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
-                origin.clone(),
-                records,
-                ZoneType::Primary,
-                AxfrPolicy::Deny,
-            )
-            .map_err(|e| TestbedError::Zone {
-                origin: zone.origin.clone(),
-                message: e.to_string(),
-            })?;
-        catalog.upsert(LowerName::from(origin), vec![Arc::new(handler)]);
-    }
-    Ok(catalog)
+    let origins: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
+    let lists = blocklists_for(&origins);
+    zones.iter().chain(&lists).map(unsigned_handler).collect()
 }
 
 /// Zones and faults of a test world.
@@ -399,16 +382,22 @@ impl RequestHandler for LabHandler {
             lock(&lab.log.udp_sources).insert(request.src());
         }
         *lock(&lab.log.by_question)
-            .entry((fqdn(&qname), qtype))
+            .entry((fqdn(&qname), qtype.clone()))
             .or_insert(0) += 1;
 
         let fault = lock(&lab.faults)
             .iter()
             .find(|(suffix, _)| {
                 let q = fqdn(&qname);
-                q == *suffix || q.ends_with(&format!(".{suffix}"))
+                suffix == "." || q == *suffix || q.ends_with(&format!(".{suffix}"))
             })
             .map(|(_, f)| *f);
+        // A validating resolver's view: SERVFAIL, unless CD asks for the data.
+        let fault = match fault {
+            Some(Fault::ServFailUnlessCd) if request.metadata.checking_disabled => None,
+            Some(Fault::ServFailUnlessCd) => Some(Fault::ServFail),
+            other => other,
+        };
         match fault {
             Some(Fault::ServFail) | Some(Fault::Refused) => {
                 let code = if fault == Some(Fault::ServFail) {
@@ -445,11 +434,19 @@ impl RequestHandler for LabHandler {
                 );
             }
             Some(Fault::Late) => tokio::time::sleep(Duration::from_millis(1500)).await,
-            Some(Fault::Truncate) | None => {}
+            Some(Fault::StripDnssec) => {
+                if let Some(stripped) = without_dnssec_ok(request) {
+                    let zones = lab.catalog.read().await.clone();
+                    return zones
+                        .answer::<R, T>(&stripped, &qname, &qtype, response_handle)
+                        .await;
+                }
+            }
+            Some(Fault::Truncate) | Some(Fault::ServFailUnlessCd) | None => {}
         }
-        let catalog = lab.catalog.read().await.clone();
-        catalog
-            .handle_request::<R, T>(request, response_handle)
+        let zones = lab.catalog.read().await.clone();
+        zones
+            .answer::<R, T>(request, &qname, &qtype, response_handle)
             .await
     }
 }

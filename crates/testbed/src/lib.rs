@@ -13,7 +13,9 @@ pub mod demo;
 pub mod dns;
 pub mod policy;
 pub mod scripted;
+pub mod signed;
 pub mod smtp;
+mod zones;
 
 pub use dns::{DnsServer, Fault, ZoneText};
 pub use scripted::{ScriptedDns, ScriptedRecord, ScriptedZone};

@@ -15,6 +15,7 @@
 //! and domains of the process, with a pause between sessions.
 
 pub mod cert;
+pub mod chain;
 pub mod observe;
 pub mod probe;
 pub mod relay;

@@ -554,3 +554,46 @@ async fn mta_sts_policy_must_allow_the_provider_before_the_switch() {
     assert_eq!(policies.requests().len(), 3, "{:?}", policies.requests());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// RFC 7672 §2.2: TLSA records belong to MX hosts; the records of a host the
+/// move retires stop applying, and the checklist says so (a warning, not a
+/// blocker). A domain without TLSA records gets no such line.
+#[tokio::test(flavor = "multi_thread")]
+async fn tlsa_records_of_the_replaced_mx_are_named() {
+    let server = dns_server(&fixture("zones/preflight")).await;
+    let (code, v) = preflight(&server, &["dane.test"]).await;
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        has(&v, "WARN", "preflight.dane_tlsa_present"),
+        "{:?}",
+        lines(&v)
+    );
+    let line = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["code"] == "preflight.dane_tlsa_present")
+        .expect("dane line");
+    assert!(
+        line["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("mx.dane.test")
+                && t.contains("dane-test.mail.protection.outlook.com")),
+        "{line:#}"
+    );
+    assert!(
+        line["evidence"]
+            .to_string()
+            .contains("_25._tcp.mx.dane.test"),
+        "{line:#}"
+    );
+
+    let (_, v) = preflight(&server, &["ready.test"]).await;
+    assert!(
+        !lines(&v)
+            .iter()
+            .any(|(_, c)| c == "preflight.dane_tlsa_present"),
+        "{:?}",
+        lines(&v)
+    );
+}

@@ -107,6 +107,11 @@ impl Engine for Preflight {
             code: "preflight.mta_sts_unreadable",
             vars: &["url", "reason", "provider", "suggested"],
         },
+        // RFC 7672 §2.2: TLSA records belong to MX hosts, not to the domain.
+        CodeSpec {
+            code: "preflight.dane_tlsa_present",
+            vars: &["hosts", "provider"],
+        },
         CodeSpec {
             code: "preflight.spf_ready",
             vars: &["include", "record", "lookups"],
@@ -345,6 +350,23 @@ impl Engine for Preflight {
             profile,
             target_host.as_deref(),
             &self.mta_sts,
+            cx,
+            &mut report,
+        )
+        .await;
+
+        // DANE: TLSA records of the hosts the move retires stop applying.
+        let replaced: Vec<String> = mx
+            .iter()
+            .filter(|(_, h, _)| !profile.matches_mx(h))
+            .map(|m| m.1.clone())
+            .collect();
+        crate::dane::preflight::provider_line(
+            domain,
+            &replaced,
+            &target_host
+                .clone()
+                .unwrap_or_else(|| profile.mx_patterns.join(" or ")),
             cx,
             &mut report,
         )

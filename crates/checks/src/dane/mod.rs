@@ -18,6 +18,7 @@
 //! records could not be checked: an `error` status, not a finding.
 
 pub mod matching;
+pub mod preflight;
 
 use std::net::IpAddr;
 use std::time::Duration;
